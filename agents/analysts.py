@@ -1,0 +1,263 @@
+"""Analyst agents. News, filings and macro analysts share one factory and differ by data: which
+items they read from the point-in-time view, how an item is shown, and their prompt file.
+
+Each analyst reads only the items that became public since the previous decision, judges every
+item with one closed-set choice (positive / negative / neutral / irrelevant: relevance and impact
+in a single calibrated call, batched over the session's items), writes a one-sentence reason and
+stores the relevant items in the layered memory. The market analyst summarises indicators computed
+in code and calls the trend.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agents.deps import Deps
+from agents.llm.base import ChatMessage, ChoiceRequest, ChoiceResult
+from agents.memory_items import make_memory_item
+from agents.state import AnalystKind, AnalystReport, ItemJudgement, NodeName, RunState
+from env.market import MarketView
+from env.records import Filing, MacroObservation, NewsItem
+
+IMPACT_OPTIONS = ("positive", "negative", "neutral", "irrelevant")
+TREND_OPTIONS = ("bullish", "bearish", "neutral")
+
+
+@dataclass(frozen=True)
+class TextUnit:
+    """One thing an analyst judges: an article, a filing section, a macro release."""
+
+    item_id: str
+    source_type: str
+    text: str
+    url: str
+    public_at: Any
+    event_date: Any
+
+
+def news_units(view: MarketView, ticker: str, since: int, max_chars: int) -> list[TextUnit]:
+    out = []
+    for n in view.news(ticker, since=since):
+        text = f"{n.headline}\n{n.source}, {n.published_at:%Y-%m-%d %H:%M} UTC\n{n.body[:max_chars]}"
+        out.append(TextUnit(n.id, n.source_type.value, text, n.url, n.public_at, n.published_at.date()))
+    return out
+
+
+def filing_units(view: MarketView, ticker: str, since: int, max_chars: int) -> list[TextUnit]:
+    out = []
+    for f in view.filings(ticker, since=since):
+        for name, body in f.sections.items():
+            text = f"{f.form} filed {f.filed_at:%Y-%m-%d}, period {f.period}, section {name}:\n{body[:max_chars]}"
+            out.append(TextUnit(f"{f.id}#{name}", f.source_type.value, text, f.url, f.public_at, f.period or f.filed_at.date()))
+    return out
+
+
+def macro_units(view: MarketView, ticker: str, since: int, max_chars: int) -> list[TextUnit]:
+    out = []
+    for m in view.macro(since=since):
+        text = f"{m.series} for {m.date}: {m.value:g}\n{m.text[:max_chars]}"
+        out.append(TextUnit(f"{m.id}@{ticker}", m.source_type.value, text, "", m.public_at, m.date))
+    return out
+
+
+UnitReader = Callable[[MarketView, str, int, int], list[TextUnit]]
+
+TEXT_ANALYSTS: dict[AnalystKind, tuple[UnitReader, str]] = {
+    AnalystKind.NEWS: (news_units, "news_analyst"),
+    AnalystKind.FILINGS: (filing_units, "filings_analyst"),
+    AnalystKind.MACRO: (macro_units, "macro_analyst"),
+}
+
+
+def _messages(rendered) -> tuple[ChatMessage, ...]:
+    return tuple(ChatMessage(role=m["role"], content=m["content"]) for m in rendered.messages())
+
+
+def judge_reason(kind: AnalystKind, probs: dict[str, float], adapter_p_up: float | None) -> tuple[str, float, str]:
+    """The one-sentence reason, the impact score P(pos) - P(neg), and the impact label."""
+    relevance = 1.0 - probs["irrelevant"]
+    impact = max(("positive", "negative", "neutral"), key=lambda k: probs[k])
+    score = probs["positive"] - probs["negative"]
+    sentence = (
+        f"The {kind.value} analyst rates this item {'relevant' if relevance >= 0.5 else 'marginal'} "
+        f"(P={relevance:.2f}) with a {impact} expected impact "
+        f"(positive {probs['positive']:.2f} vs negative {probs['negative']:.2f})"
+    )
+    if adapter_p_up is not None:
+        sentence += f"; the reward-trained head puts P(up) at {adapter_p_up:.2f}"
+    return sentence + ".", score, impact
+
+
+def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
+    """A text analyst node (news, filings or macro) for every ticker in the scenario."""
+    reader, agent = TEXT_ANALYSTS[kind]
+    cfg = deps.config.analysts
+    node_name = NodeName(f"{kind.value}_analyst")
+
+    def node(state: RunState) -> dict:
+        view = deps.data.view(state.day)
+        deps.adapter.ensure(state.adapter_version)
+        since = state.prev_day
+        reports: dict[str, AnalystReport] = {}
+        for ticker in view.tickers:
+            started = time.perf_counter()
+            units = reader(view, ticker, since, cfg.max_item_chars)
+            skipped = max(0, len(units) - cfg.max_items_per_day)
+            units = units[-cfg.max_items_per_day :]
+            report = AnalystReport(analyst=kind, ticker=ticker, day=state.day, skipped=skipped)
+            if units:
+                requests = [
+                    ChoiceRequest(
+                        messages=_messages(
+                            deps.prompts.render(agent, ticker=ticker, date=str(view.date), item=u.text)
+                        ),
+                        options=IMPACT_OPTIONS,
+                        fallback="irrelevant",
+                    )
+                    for u in units
+                ]
+                results: list[ChoiceResult] = deps.llm(agent).choose_many(requests, agent=agent)
+                p_ups = deps.adapter.predict([u.text for u in units])
+                items = []
+                for unit, res, p_up in zip(units, results, p_ups, strict=True):
+                    reason, score, impact = judge_reason(kind, res.probs, p_up)
+                    relevance = 1.0 - res.probs["irrelevant"]
+                    stored = relevance >= cfg.relevance_threshold
+                    memory_id = None
+                    if stored:
+                        item = make_memory_item(
+                            text=unit.text,
+                            ticker=ticker,
+                            source_type=unit.source_type,
+                            source_id=unit.item_id,
+                            url=unit.url,
+                            event_date=unit.event_date,
+                            public_at=unit.public_at,
+                            reason=reason,
+                            relevance=relevance,
+                            impact=impact,
+                            impact_score=score,
+                            as_of=view.decision_time,
+                        )
+                        memory_id = deps.memory.add([item], as_of=view.decision_time)[0]
+                    items.append(
+                        ItemJudgement(
+                            item_id=unit.item_id,
+                            source_type=unit.source_type,
+                            probs=res.probs,
+                            relevance=relevance,
+                            impact=impact,
+                            impact_score=score,
+                            adapter_p_up=p_up,
+                            reason=reason,
+                            stored=stored,
+                            memory_id=memory_id,
+                            fallback=res.record.fallback,
+                        )
+                    )
+                report = report.model_copy(update={"judgements": items})
+                deps.tracer.write(
+                    day=state.day,
+                    date=str(view.date),
+                    phase=state.phase.value,
+                    node=node_name.value,
+                    ticker=ticker,
+                    items=[i.model_dump(mode="json") for i in items],
+                    prompt=requests[0].messages[-1].content,
+                    llm_calls=[r.record.model_dump(mode="json") for r in results],
+                    skipped=skipped,
+                    latency_s=time.perf_counter() - started,
+                )
+            reports[f"{kind.value}:{ticker}"] = report
+        return {"reports": reports}
+
+    node.__name__ = node_name.value
+    return node
+
+
+# -- market / technical analyst ---------------------------------------------------------------
+def _ema(x: np.ndarray, span: int) -> np.ndarray:
+    alpha = 2.0 / (span + 1.0)
+    out = np.empty_like(x)
+    out[0] = x[0]
+    for i in range(1, len(x)):
+        out[i] = alpha * x[i] + (1 - alpha) * out[i - 1]
+    return out
+
+
+def technical_indicators(closes: Sequence[float]) -> dict[str, float]:
+    """Indicators from closes up to the decision date (pure; NaN-free for >= 2 prices)."""
+    c = np.asarray(closes, dtype=float)
+    r = np.diff(c) / c[:-1] if len(c) > 1 else np.zeros(1)
+
+    def ret(n: int) -> float:
+        return float(c[-1] / c[max(0, len(c) - 1 - n)] - 1.0)
+
+    gains = np.clip(r[-14:], 0, None).mean() if r.size else 0.0
+    losses = -np.clip(r[-14:], None, 0).mean() if r.size else 0.0
+    rsi = 100.0 if losses == 0 else 100.0 - 100.0 / (1.0 + gains / losses)
+    macd = _ema(c, 12) - _ema(c, 26)
+    signal = _ema(macd, 9)
+    return {
+        "return_1d": ret(1),
+        "return_5d": ret(5),
+        "return_20d": ret(20),
+        "price_vs_sma10": float(c[-1] / c[-10:].mean() - 1.0),
+        "sma10_vs_sma30": float(c[-10:].mean() / c[-30:].mean() - 1.0),
+        "rsi14": float(rsi),
+        "macd_hist": float((macd[-1] - signal[-1]) / c[-1]),
+        "volatility_20d_annual": float(r[-20:].std(ddof=1) * np.sqrt(252)) if r.size > 2 else 0.0,
+    }
+
+
+def format_indicators(ind: dict[str, float]) -> str:
+    return "\n".join(
+        [
+            f"- return 1d {ind['return_1d']:+.2%}, 5d {ind['return_5d']:+.2%}, 20d {ind['return_20d']:+.2%}",
+            f"- price vs 10-day average {ind['price_vs_sma10']:+.2%}; 10-day vs 30-day average {ind['sma10_vs_sma30']:+.2%}",
+            f"- RSI(14) {ind['rsi14']:.0f}; MACD histogram {ind['macd_hist']:+.3%} of price",
+            f"- annualised 20-day volatility {ind['volatility_20d_annual']:.1%}",
+        ]
+    )
+
+
+def make_market_analyst(deps: Deps) -> Callable[[RunState], dict]:
+    """The market/technical analyst node: indicators in code, a calibrated trend call by the model."""
+    cfg = deps.config.analysts
+    agent = "market_analyst"
+
+    def node(state: RunState) -> dict:
+        view = deps.data.view(state.day)
+        reports: dict[str, AnalystReport] = {}
+        for ticker in view.tickers:
+            started = time.perf_counter()
+            closes = view.series(ticker, "close", lookback=cfg.technical_lookback_days)
+            ind = technical_indicators(closes)
+            summary = format_indicators(ind)
+            rendered = deps.prompts.render(agent, ticker=ticker, date=str(view.date), summary=summary)
+            res = deps.llm(agent).choose(_messages(rendered), TREND_OPTIONS, agent=agent, fallback="neutral")
+            reports[f"market:{ticker}"] = AnalystReport(
+                analyst=AnalystKind.MARKET, ticker=ticker, day=state.day, trend_probs=res.probs, summary=summary
+            )
+            deps.tracer.write(
+                day=state.day,
+                date=str(view.date),
+                phase=state.phase.value,
+                node=NodeName.MARKET_ANALYST.value,
+                ticker=ticker,
+                summary=summary,
+                indicators=ind,
+                probs=res.probs,
+                prompt=rendered.user,
+                llm_calls=[res.record.model_dump(mode="json")],
+                latency_s=time.perf_counter() - started,
+            )
+        return {"reports": reports}
+
+    node.__name__ = NodeName.MARKET_ANALYST.value
+    return node

@@ -1,0 +1,193 @@
+"""The composed scenario config: one validated schema, loaded once in ``run.py`` and passed down.
+
+Each package owns its part (``env.config``, ``memory.config``, ``agents.llm.config``,
+``agents.learning.config``, ``rewards.config``); this module adds the agents' own settings and
+composes them into ``ScenarioConfig``. A bad YAML file gets an error naming the field, the bad
+value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agents.learning.config import LearningConfig
+from agents.llm.config import LLMConfig
+from env.config import BrokerConfig, DataConfig, SyntheticConfig
+from env.errors import ConfigError
+from memory.config import MemoryConfig
+from rewards.config import RewardConfig
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AnalystsConfig(_Config):
+    """Which analysts run and how they filter what they read."""
+
+    news: bool = Field(True, description="Run the news analyst.")
+    filings: bool = Field(True, description="Run the SEC filings analyst (10-K, 10-Q, 8-K).")
+    macro: bool = Field(True, description="Run the macro analyst.")
+    market: bool = Field(True, description="Run the market/technical analyst.")
+    relevance_threshold: float = Field(
+        0.5, ge=0, le=1, description="An item is stored in memory when P(relevant) is at least this."
+    )
+    max_items_per_day: int = Field(
+        12, ge=1, le=200, description="Most items one analyst judges per ticker and session (newest first); the rest are traced as skipped."
+    )
+    max_item_chars: int = Field(600, ge=80, le=20_000, description="Characters of each item shown to the model.")
+    technical_lookback_days: int = Field(60, ge=20, description="Sessions of prices the market analyst summarises.")
+
+
+class DirectionConfig(_Config):
+    """The direction agent: buy / sell / hold from memories, technicals, position and lessons."""
+
+    memories_per_layer: int = Field(3, ge=1, le=20, description="Memories retrieved per layer for each decision.")
+    llm_weight: float = Field(
+        1.0, ge=0, le=5, description="Weight of the LLM's calibrated option log-probabilities in the decision."
+    )
+    adapter_weight: float = Field(
+        1.0, ge=0, le=5, description="Weight of the reward-adapted signal head (see learning) in the decision."
+    )
+    technical_weight: float = Field(0.5, ge=0, le=5, description="Weight of the market analyst's trend view.")
+    hold_prior: float = Field(
+        0.3, gt=0, lt=1, description="Probability mass the signal side gives to hold before evidence."
+    )
+    news_half_life_days: float = Field(
+        2.0, gt=0, description="Half-life (sessions) of a news item's weight in the direction signal."
+    )
+
+
+class RiskConfig(_Config):
+    """Sizing: scaled Kelly under a CVaR budget, then hard limits enforced in code."""
+
+    kelly_scale: float = Field(0.5, gt=0, le=1, description="Fraction of the full Kelly bet to take (half-Kelly by default).")
+    payoff_window_days: int = Field(60, ge=10, description="Sessions of past returns for the win/loss payoff ratio.")
+    cvar_alpha: float = Field(0.05, gt=0, lt=0.5, description="Tail probability of the historical CVaR.")
+    cvar_budget: float = Field(
+        0.02, gt=0, le=1, description="Largest one-day CVaR loss of a position, as a fraction of equity."
+    )
+    max_position_fraction: float = Field(1.0, gt=0, le=1, description="Hard cap on one ticker's weight.")
+    max_daily_turnover: float = Field(1.0, gt=0, le=2, description="Hard cap on the weight traded per ticker and session.")
+    min_trade_weight: float = Field(0.02, ge=0, lt=1, description="Weight changes smaller than this are not traded (saves costs).")
+
+
+class EpisodeConfig(_Config):
+    """FinMem/FinCon-style episodes: a training period (memory and beliefs warm up) then an out-of-sample test."""
+
+    train_days: int = Field(80, ge=1, description="Sessions in the training period (reflection and adaptation on).")
+    test_days: int | None = Field(None, ge=1, description="Sessions in the test period; None means to the end of the data.")
+    warmup_days: int = Field(
+        30, ge=0, description="Sessions at the start whose data is only history for indicators (no decisions)."
+    )
+    refit_every_days: int = Field(
+        20, ge=1, description="Refit the reward adapter on matured rewards this often (training and, online, test)."
+    )
+    reflect_every_days: int = Field(
+        5, ge=1, description="Write a reflection lesson from the rewards matured in the last this-many sessions."
+    )
+    adapter_label_horizon_days: int = Field(
+        7, ge=1, description="A news item becomes a training example once this reward horizon (one of rewards.horizons_days) has matured; "
+        "its label is the momentum accumulated over the horizons matured by then.",
+    )
+    example_text_chars: int = Field(200, ge=20, le=4000, description="Characters of an article body kept with its headline as a training example.")
+    lesson_max_tokens: int = Field(32, ge=4, le=512, description="Most tokens a reflection lesson or belief update may generate.")
+
+
+class ScenarioConfig(_Config):
+    """A whole run: data, broker, memory, LLM backends, learning, rewards, agents and episodes."""
+
+    name: str = Field("scenario", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Scenario name; prefixes the run id.")
+    seed: int = Field(0, ge=0, description="Seed for every random choice in the run (data, baselines, training).")
+    runs_dir: Path = Field(Path("runs"), description="Directory under which each run gets its own folder.")
+    cache_dir: Path = Field(Path(".cache/tradegraph"), description="Cache for fetched data and converted models.")
+    data: DataConfig = Field(default_factory=SyntheticConfig, description="Market data source.")
+    broker: BrokerConfig = Field(default_factory=BrokerConfig, description="Execution, costs and hard broker limits.")
+    memory: MemoryConfig = Field(default_factory=MemoryConfig, description="Layered vector memory.")
+    llm: LLMConfig = Field(default_factory=LLMConfig, description="LLM backends, per-agent choice, cache and budget.")
+    learning: LearningConfig = Field(default_factory=LearningConfig, description="Reward-driven adaptation of the local model.")
+    rewards: RewardConfig = Field(default_factory=RewardConfig, description="Multi-timescale momentum reward.")
+    analysts: AnalystsConfig = Field(default_factory=AnalystsConfig, description="Analyst agents.")
+    direction: DirectionConfig = Field(default_factory=DirectionConfig, description="Direction agent.")
+    risk: RiskConfig = Field(default_factory=RiskConfig, description="Quantity-and-risk agent and hard limits.")
+    episode: EpisodeConfig = Field(default_factory=EpisodeConfig, description="Training and test periods.")
+
+    @model_validator(mode="after")
+    def _risk_within_broker(self) -> ScenarioConfig:
+        if self.episode.adapter_label_horizon_days not in self.rewards.horizons_days:
+            raise ValueError(
+                f"episode.adapter_label_horizon_days ({self.episode.adapter_label_horizon_days}) must be one of "
+                f"rewards.horizons_days {list(self.rewards.horizons_days)}"
+            )
+        if self.risk.max_position_fraction > self.broker.max_position_fraction:
+            raise ValueError(
+                f"risk.max_position_fraction ({self.risk.max_position_fraction}) exceeds "
+                f"broker.max_position_fraction ({self.broker.max_position_fraction}); lower the former"
+            )
+        return self
+
+    def config_hash(self) -> str:
+        """Short hash of the canonical config; part of the run id so a resume can refuse a changed config."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+    def run_id(self) -> str:
+        return f"{self.name}-{self.config_hash()}"
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: the field path, the bad value and what is allowed."""
+    lines = [f"{source}: invalid scenario ({exc.error_count()} problem(s))"]
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in {"synthetic", "yfinance", "csv"}))
+        value = err.get("input")
+        shown = json.dumps(value, default=str) if not isinstance(value, dict) else "{...}"
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  - {loc}: unknown field (value {shown}); check the spelling against the schema")
+        else:
+            lines.append(f"  - {loc}: {err['msg']} (got {shown})")
+    return "\n".join(lines)
+
+
+def parse_scenario(raw: Any, source: str = "scenario") -> ScenarioConfig:
+    """Validate an already-parsed mapping."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a scenario must be a mapping of fields, got {type(raw).__name__}")
+    try:
+        return ScenarioConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from exc
+
+
+def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> ScenarioConfig:
+    """Read and validate a YAML scenario. ``overrides`` maps dotted paths to values (e.g. ``{"seed": 3}``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"scenario file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    raw = {} if raw is None else raw
+    for dotted, value in (overrides or {}).items():
+        target = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            target = target.setdefault(key, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"override {dotted!r}: {key!r} is not a section")
+        target[leaf] = value
+    return parse_scenario(raw, str(path))
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    """The JSON schema of scenario files (exported to docs/scenario.schema.json)."""
+    return ScenarioConfig.model_json_schema()

@@ -1,0 +1,162 @@
+"""Direction agent: buy / sell / hold for each ticker, with a probability for each action.
+
+Evidence combined in log space (weights in ``DirectionConfig``):
+- the LLM's calibrated choice over buy/sell/hold, given retrieved memories, the technical view,
+  the current position and reflection lessons (the prompt in ``prompts/direction.md``);
+- a news signal: for each retrieved text memory, P(up) from the reward-adapted head (or, before
+  it is fitted, from the analyst's impact score), weighted by relevance and a half-life on age,
+  combined naive-Bayes style around the base rate;
+- the market analyst's trend probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+from agents.deps import Deps
+from agents.llm.base import ChatMessage
+from agents.state import Action, AnalystKind, DirectionDecision, NodeName, RunState
+
+ACTIONS = (Action.BUY.value, Action.SELL.value, Action.HOLD.value)
+TEXT_SOURCES = {"news", "10-K", "10-Q", "8-K", "macro"}
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def news_signal(p_ups: Sequence[float], weights: Sequence[float], base_rate: float) -> float:
+    """P(up) from independent pieces of evidence: logit(base) + sum w_j (logit p_j - logit base)."""
+    base = _logit(base_rate)
+    return _sigmoid(base + sum(w * (_logit(p) - base) for p, w in zip(p_ups, weights, strict=True)))
+
+
+def combine(
+    p_llm: dict[str, float], p_up: float, trend: dict[str, float] | None, *, llm_weight: float, signal_weight: float,
+    technical_weight: float, hold_prior: float,
+) -> dict[str, float]:
+    """Product of experts over buy/sell/hold, normalised."""
+    sig = {"buy": p_up * (1 - hold_prior), "sell": (1 - p_up) * (1 - hold_prior), "hold": hold_prior}
+    tilt = 0.0 if trend is None else trend.get("bullish", 0.0) - trend.get("bearish", 0.0)
+    logs = {}
+    for a in ACTIONS:
+        value = llm_weight * math.log(max(p_llm.get(a, 1 / 3), 1e-9)) + signal_weight * math.log(max(sig[a], 1e-9))
+        value += technical_weight * (tilt if a == "buy" else -tilt if a == "sell" else 0.0)
+        logs[a] = value
+    top = max(logs.values())
+    exp = {a: math.exp(v - top) for a, v in logs.items()}
+    total = sum(exp.values())
+    return {a: exp[a] / total for a in ACTIONS}
+
+
+def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
+    cfg = deps.config.direction
+    agent = "direction"
+
+    def node(state: RunState) -> dict:
+        view = deps.data.view(state.day)
+        deps.adapter.ensure(state.adapter_version)
+        broker_weights = state.broker.get("weights", {}) if isinstance(state.broker, dict) else {}
+        decisions: dict[str, DirectionDecision] = {}
+        for ticker in view.tickers:
+            started = time.perf_counter()
+            scored = deps.memory.query(
+                f"{ticker}: latest news, filings, macro events and risks for the share price",
+                ticker=ticker,
+                as_of=view.decision_time,
+                k_per_layer=cfg.memories_per_layer,
+            )
+            memories = [s for s in scored if s.item.layer.value != "reflection"]
+            lessons = [s for s in scored if s.item.layer.value == "reflection"]
+            # Today's relevant items are in memory already; make sure they count even if retrieval ranked them low.
+            seen = {s.item.id for s in memories}
+            fresh_ids = [
+                j.memory_id
+                for key, rep in state.reports.items()
+                if rep.ticker == ticker and rep.analyst != AnalystKind.MARKET
+                for j in rep.judgements
+                if j.stored and j.memory_id and j.memory_id not in seen
+            ]
+            extra = deps.memory.get(fresh_ids) if fresh_ids else []
+            evidence = [(s.item, s.score) for s in memories] + [(item, 0.0) for item in extra]
+            text_items = [(item, score) for item, score in evidence if item.source_type in TEXT_SOURCES]
+            adapter_p = deps.adapter.predict([item.text for item, _ in text_items])
+            p_ups, weights = [], []
+            for (item, _), p_ad in zip(text_items, adapter_p, strict=True):
+                age_days = max(0.0, (view.decision_time - item.public_at).total_seconds() / 86400.0)
+                weight = (item.relevance or 0.0) * 0.5 ** (age_days / cfg.news_half_life_days)
+                p = p_ad if p_ad is not None else 0.5 + 0.25 * float(item.impact_score or 0.0)
+                p_ups.append(p)
+                weights.append(weight)
+            base = deps.adapter.base_rate()
+            p_up = news_signal(p_ups, weights, base)
+            trend = state.reports.get(f"market:{ticker}")
+            trend_probs = trend.trend_probs if trend else None
+            weight_now = float(broker_weights.get(ticker, 0.0))
+            position = f"{weight_now:+.1%} of equity ({'long' if weight_now > 0 else 'short' if weight_now < 0 else 'flat'})"
+            mem_block = "\n".join(
+                f"- [{item.layer.value} | {item.public_at:%Y-%m-%d} | score {score:.2f}] {item.text[:240]}"
+                f"\n  analyst: {item.reason}"
+                for item, score in evidence[:8]
+            ) or "(no memories yet)"
+            lesson_block = "\n".join(f"- {s.item.text[:300]}" for s in lessons[:3]) or "(no lessons yet)"
+            technical = (trend.summary if trend else "(no technical view)") + (
+                f"\ntrend call: {', '.join(f'{k} {v:.2f}' for k, v in trend_probs.items())}" if trend_probs else ""
+            )
+            rendered = deps.prompts.render(
+                agent, ticker=ticker, date=str(view.date), position=position, technical=technical,
+                memories=mem_block, lessons=lesson_block,
+            )
+            messages = tuple(ChatMessage(role=m["role"], content=m["content"]) for m in rendered.messages())
+            res = deps.llm(agent).choose(messages, ACTIONS, agent=agent, fallback=Action.HOLD.value)
+            probs = combine(
+                res.probs, p_up, trend_probs, llm_weight=cfg.llm_weight, signal_weight=cfg.adapter_weight,
+                technical_weight=cfg.technical_weight, hold_prior=cfg.hold_prior,
+            )
+            action = Action(max(ACTIONS, key=lambda a: probs[a]))
+            top = max(text_items, key=lambda t: t[1], default=None)
+            rationale = (
+                f"{action.value} ({probs[action.value]:.2f}): news signal P(up)={p_up:.2f} from {len(p_ups)} "
+                f"memories (base rate {base:.2f}); LLM buy/sell/hold "
+                f"{res.probs.get('buy', 0):.2f}/{res.probs.get('sell', 0):.2f}/{res.probs.get('hold', 0):.2f}"
+                + (f"; trend bullish {trend_probs.get('bullish', 0):.2f} vs bearish {trend_probs.get('bearish', 0):.2f}" if trend_probs else "")
+                + (f"; top memory: {top[0].text.splitlines()[0][:90]!r}" if top else "")
+            )
+            decisions[ticker] = DirectionDecision(
+                ticker=ticker,
+                action=action,
+                probs=probs,
+                p_up=probs["buy"] / max(1e-12, probs["buy"] + probs["sell"]),
+                rationale=rationale,
+                memory_ids=[item.id for item, _ in evidence],
+                components={"llm": res.probs, "news_p_up": p_up, "trend": trend_probs, "base_rate": base},
+            )
+            deps.tracer.write(
+                day=state.day,
+                date=str(view.date),
+                phase=state.phase.value,
+                node=NodeName.DIRECTION.value,
+                ticker=ticker,
+                decision=action.value,
+                probs=probs,
+                rationale=rationale,
+                memories=[
+                    {"id": item.id, "layer": item.layer.value, "score": score, "text": item.text[:160]}
+                    for item, score in evidence
+                ] + [{"id": s.item.id, "layer": "reflection", "score": s.score, "text": s.item.text[:160]} for s in lessons],
+                components=decisions[ticker].components,
+                prompt=rendered.user,
+                llm_calls=[res.record.model_dump(mode="json")],
+                latency_s=time.perf_counter() - started,
+            )
+        return {"decisions": decisions}
+
+    node.__name__ = NodeName.DIRECTION.value
+    return node

@@ -1,0 +1,123 @@
+"""Quantity-and-risk agent: scaled Kelly under a CVaR budget, then hard limits — all in code.
+
+The model proposes a direction and its probability; nothing a model writes reaches the size
+except through ``p_up``, and every cap below is applied after it. Pure functions first, then the
+portfolio-level sizing used by the graph's ``risk`` node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rewards.momentum import historical_cvar
+
+
+def payoff_ratio(returns: Sequence[float] | np.ndarray) -> float:
+    """Mean win / mean loss of past returns (b in Kelly). 1.0 when either side is empty."""
+    r = np.asarray(returns, dtype=float)
+    wins, losses = r[r > 0], -r[r < 0]
+    if wins.size == 0 or losses.size == 0:
+        return 1.0
+    return float(wins.mean() / losses.mean())
+
+
+def kelly_fraction(p_win: float, payoff: float) -> float:
+    """Full Kelly fraction f* = p - (1 - p) / b, floored at 0 (never bet against your own edge)."""
+    if not 0.0 <= p_win <= 1.0 or not np.isfinite(p_win):
+        raise ValueError(f"p_win must be a probability, got {p_win}")
+    if payoff <= 0 or not np.isfinite(payoff):
+        raise ValueError(f"payoff ratio must be positive and finite, got {payoff}")
+    return max(0.0, p_win - (1.0 - p_win) / payoff)
+
+
+def cvar_weight_cap(returns: Sequence[float] | np.ndarray, alpha: float, budget: float) -> tuple[float, float]:
+    """Largest |weight| whose one-day historical CVaR stays within ``budget``; returns (cap, cvar)."""
+    cvar = historical_cvar(returns, alpha)
+    if cvar <= 0:
+        return float("inf"), cvar
+    return budget / cvar, cvar
+
+
+@dataclass(frozen=True)
+class SizingLimits:
+    """Hard limits; the strictest of the risk and broker configs."""
+
+    max_position_fraction: float
+    max_daily_turnover: float
+    max_gross_exposure: float
+    allow_short: bool
+    min_trade_weight: float
+
+
+@dataclass
+class SizingResult:
+    target_weight: float
+    kelly_fraction: float
+    payoff: float
+    cvar: float
+    caps: list[str] = field(default_factory=list)
+
+
+def size_position(
+    *,
+    action: str,
+    p_up: float,
+    current_weight: float,
+    returns: Sequence[float] | np.ndarray,
+    kelly_scale: float,
+    cvar_alpha: float,
+    cvar_budget: float,
+    limits: SizingLimits,
+) -> SizingResult:
+    """Target weight for one ticker. ``action`` is buy/sell/hold; ``p_up`` the direction probability."""
+    payoff = payoff_ratio(returns)
+    caps: list[str] = []
+    if action == "buy":
+        f = kelly_fraction(p_up, payoff)
+        target = kelly_scale * f
+    elif action == "sell":
+        f = kelly_fraction(1.0 - p_up, 1.0 / payoff)
+        target = -kelly_scale * f if limits.allow_short else 0.0
+        if not limits.allow_short and current_weight > 0:
+            caps.append("long_only_exit")
+    else:
+        f = 0.0
+        target = current_weight
+    cap, cvar = cvar_weight_cap(returns, cvar_alpha, cvar_budget)
+    if abs(target) > cap:
+        target = float(np.sign(target) * cap)
+        caps.append("cvar_budget")
+    if abs(target) > limits.max_position_fraction:
+        target = float(np.sign(target) * limits.max_position_fraction)
+        caps.append("max_position_fraction")
+    if not limits.allow_short and target < 0:
+        target = 0.0
+        caps.append("long_only")
+    delta = target - current_weight
+    if abs(delta) > limits.max_daily_turnover:
+        target = current_weight + float(np.sign(delta)) * limits.max_daily_turnover
+        caps.append("max_daily_turnover")
+    if abs(target - current_weight) < limits.min_trade_weight and action != "sell":
+        target = current_weight
+        caps.append("min_trade_weight")
+    return SizingResult(target_weight=float(target), kelly_fraction=f, payoff=payoff, cvar=cvar, caps=caps)
+
+
+def enforce_gross_exposure(targets: Mapping[str, float], current: Mapping[str, float], max_gross: float) -> tuple[dict[str, float], bool]:
+    """Scale down the increases (never the reductions) so the sum of |weights| stays within ``max_gross``."""
+    out = dict(targets)
+    gross = sum(abs(w) for w in out.values())
+    if gross <= max_gross + 1e-12:
+        return out, False
+    increases = {t: w for t, w in out.items() if abs(w) > abs(current.get(t, 0.0))}
+    fixed = gross - sum(abs(w) for w in increases.values())
+    room = max(0.0, max_gross - fixed)
+    scale = room / max(1e-12, sum(abs(w) for w in increases.values()))
+    for t, w in increases.items():
+        base = current.get(t, 0.0)
+        scaled = w * scale
+        out[t] = float(base if abs(scaled) < abs(base) else scaled)
+    return out, True

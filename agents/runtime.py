@@ -1,0 +1,285 @@
+"""Build a run's dependencies, compile the graph with the SQLite checkpointer, run or resume it,
+and write the run directory's outputs (metrics, equity, fills, plot, baselines).
+
+A run lives in ``<runs_dir>/<run_id>/`` with ``config.json``, ``checkpoints.sqlite``,
+``traces.jsonl``, ``memory/``, ``adapter/``, ``llm_cache.sqlite`` and, when it finishes,
+``metrics.json``, ``baselines.json``, ``equity.csv``, ``fills.csv``, ``equity.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from agents.adaptation import AdapterHandle
+from agents.config import ScenarioConfig, parse_scenario
+from agents.deps import AGENT_NAMES, Deps
+from agents.graph import build_graph
+from agents.prompts import PromptLibrary
+from agents.state import Phase, RunState
+from agents.trace import TraceWriter
+from env.errors import BudgetExceededError, ConfigError, ResumeError
+from env.market import MarketData
+
+RECURSION_LIMIT = 10_000_000  # the graph loops once per session; LangGraph counts every step
+BASELINES = ("buy_and_hold", "random", "macd", "rsi")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    first_day: int
+    test_start: int
+    end_day: int
+
+
+def schedule_for(config: ScenarioConfig, data: MarketData) -> Schedule:
+    ep = config.episode
+    first = ep.warmup_days
+    test_start = first + ep.train_days
+    end = len(data) - 1 if ep.test_days is None else test_start + ep.test_days - 1
+    if end >= len(data) or test_start > end:
+        need = ep.warmup_days + ep.train_days + (ep.test_days or 1)
+        raise ConfigError(
+            f"episode needs {need} sessions (warmup {ep.warmup_days} + train {ep.train_days} + test "
+            f"{ep.test_days or 'at least 1'}) but the data has {len(data)}; lengthen the data or shorten the episode"
+        )
+    return Schedule(first, test_start, end)
+
+
+def load_data(config: ScenarioConfig) -> MarketData:
+    from env.sources import load_market
+
+    return load_market(config.data, Path(config.cache_dir))
+
+
+def _local_model_settings(config: ScenarioConfig) -> tuple[str | None, int]:
+    local = config.llm.backends.get("local")
+    if local is not None and getattr(local, "kind", "") == "local":
+        return local.model_path, local.threads
+    return None, 2
+
+
+def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_id: str, accounting_state: dict | None = None,
+               cache_mode: str | None = None, cache_path: Path | None = None) -> tuple[Deps, Callable[[], None]]:
+    """Everything the nodes need; returns (deps, close)."""
+    from agents.learning.features import HiddenStateFeaturizer
+    from agents.llm.accounting import Accounting
+    from agents.llm.cache import LLMCache
+    from agents.llm.factory import make_llm
+    from agents.llm.local_model import load_local_model
+    from memory.factory import open_memory
+
+    llm_cfg = config.llm
+    mode = cache_mode or llm_cfg.cache.mode.value
+    cache = None
+    if mode != "off":
+        path = cache_path or (Path(llm_cfg.cache.path) if llm_cfg.cache.path else run_dir / "llm_cache.sqlite")
+        cache = LLMCache(path, mode)
+    accounting = (
+        Accounting.from_state(accounting_state, llm_cfg.budget, llm_cfg.prices)
+        if accounting_state
+        else Accounting(llm_cfg.budget, llm_cfg.prices)
+    )
+    llms = {agent: make_llm(llm_cfg, agent, cache=cache, accounting=accounting) for agent in AGENT_NAMES}
+    memory = open_memory(config.memory, run_dir)
+    model_path, threads = _local_model_settings(config)
+    learning = config.learning
+
+    def featurizer() -> Any:
+        local = load_local_model(model_path, threads=threads, cache_dir=Path(config.cache_dir) / "models")
+        return HiddenStateFeaturizer(
+            local, layer=learning.layer, max_tokens=learning.max_tokens, batch_size=learning.batch_size,
+            cache_dir=Path(config.cache_dir) / "features", use_disk_cache=learning.feature_cache,
+        )
+
+    deps = Deps(
+        config=config, data=data, llms=llms, memory=memory, prompts=PromptLibrary(),
+        tracer=TraceWriter(run_dir, run_id), adapter=AdapterHandle(learning, run_dir, featurizer),
+        accounting=accounting, run_dir=run_dir,
+    )
+
+    def close() -> None:
+        memory.close()
+        if cache is not None:
+            cache.close()
+
+    return deps, close
+
+
+@contextmanager
+def checkpointer(run_dir: Path) -> Iterator[Any]:
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    conn = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    try:
+        yield SqliteSaver(conn)
+    finally:
+        conn.close()
+
+
+def initial_state(config: ScenarioConfig, data: MarketData, sched: Schedule, run_id: str) -> RunState:
+    from env.broker import Broker
+
+    broker = Broker(data, config.broker)
+    return RunState(
+        run_id=run_id, day=sched.first_day, first_day=sched.first_day, test_start=sched.test_start,
+        end_day=sched.end_day, prev_day=sched.first_day - 1, broker=broker.state_dict(),
+    )
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    run_dir: Path
+    finished: bool
+    metrics: dict[str, float] | None
+    baselines: dict[str, dict[str, float]] | None
+    message: str = ""
+
+
+def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cache_mode: str | None = None,
+            cache_path: Path | None = None, stop_after_sessions: int | None = None, run_id: str | None = None) -> RunOutcome:
+    """Run (or resume) the scenario to the end of its test period. ``run_id`` pins the folder on resume."""
+    run_id = run_id or config.run_id()
+    run_dir = Path(config.runs_dir) / run_id
+    ckpt = run_dir / "checkpoints.sqlite"
+    if not resume and ckpt.exists():
+        raise ResumeError(f"run {run_id} already exists in {run_dir}; use `python run.py resume {run_id}` or delete the folder")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        (run_dir / "config.json").write_text(config.model_dump_json(indent=2), encoding="utf-8")
+    data = load_data(config)
+    sched = schedule_for(config, data)
+    thread = {"configurable": {"thread_id": run_id}, "recursion_limit": RECURSION_LIMIT}
+    with checkpointer(run_dir) as saver:
+        graph = None
+        snapshot_values: dict[str, Any] = {}
+        if resume:
+            probe = _compile_probe(saver)
+            snapshot_values = probe
+        deps, close = build_deps(
+            config, data, run_dir, run_id=run_id, accounting_state=snapshot_values.get("accounting") or None,
+            cache_mode=cache_mode, cache_path=cache_path,
+        )
+        try:
+            graph = build_graph(deps).compile(checkpointer=saver)
+            snap = graph.get_state(thread)
+            if resume and not snap.values:
+                raise ResumeError(f"run {run_id} has no checkpoint to resume in {run_dir}")
+            start_input = None if (resume or snap.values) else initial_state(config, data, sched, run_id)
+            if snap.values and not snap.next:
+                finished = True
+            else:
+                finished = _stream(graph, start_input, thread, sched, progress, stop_after_sessions)
+            if not finished:
+                return RunOutcome(run_id, run_dir, False, None, None, "stopped early; resume to continue")
+            state = RunState.model_validate(graph.get_state(thread).values)
+        except BudgetExceededError as exc:
+            return RunOutcome(
+                run_id, run_dir, False, None, None,
+                f"LLM budget exceeded: {exc}. State is saved at the last checkpoint; raise llm.budget and run "
+                f"`python run.py resume {run_id} --set llm.budget.max_usd=...` to continue.",
+            )
+        finally:
+            close()
+    metrics, baselines = write_outputs(config, data, sched, state, run_dir)
+    return RunOutcome(run_id, run_dir, True, metrics, baselines)
+
+
+def _compile_probe(saver: Any) -> dict[str, Any]:
+    """Latest checkpoint values without building the graph (to restore accounting before the LLMs exist)."""
+    tuples = list(saver.list(None, limit=1))
+    if not tuples:
+        return {}
+    return dict(tuples[0].checkpoint.get("channel_values", {}))
+
+
+def _stream(graph: Any, start_input: Any, thread: dict, sched: Schedule, progress: bool, stop_after: int | None) -> bool:
+    from tqdm import tqdm
+
+    total = sched.end_day - sched.first_day + 1
+    done_before = max(0, (graph.get_state(thread).values or {}).get("day", sched.first_day) - sched.first_day)
+    bar = tqdm(total=total, initial=done_before, desc="sessions", unit="day", disable=not progress, file=sys.stderr, mininterval=1.0)
+    sessions = 0
+    try:
+        for update in graph.stream(start_input, thread, stream_mode="updates", durability="sync"):
+            if "close_session" in update:
+                bar.update(1)
+                sessions += 1
+                if stop_after is not None and sessions >= stop_after:
+                    return False
+            if "finish" in update:
+                return True
+    finally:
+        bar.close()
+    return not graph.get_state(thread).next
+
+
+def write_outputs(config: ScenarioConfig, data: MarketData, sched: Schedule, state: RunState, run_dir: Path):
+    """metrics.json (test period), baselines.json, equity.csv, fills.csv, train_equity.csv, equity.png."""
+    from env.baselines import make_strategy
+    from env.broker import Broker
+    from env.engine import run_backtest
+    from env.metrics import compute_metrics
+    from env.plot import plot_equity
+
+    broker = Broker.from_state_dict(data, state.broker)
+    daily = broker.ledger.equity
+    equity = daily["equity"]
+    metrics = compute_metrics(
+        equity, turnover=daily["traded_notional"] / daily["equity"], exposure=daily["gross_exposure"] / daily["equity"],
+        risk_free_annual=0.0,
+    )
+    equity.rename("equity").rename_axis("date").to_csv(run_dir / "equity.csv")
+    broker.ledger.fills.to_csv(run_dir / "fills.csv", index=False)
+    if state.train_broker:
+        train = Broker.from_state_dict(data, state.train_broker)
+        train.ledger.equity["equity"].rename_axis("date").to_csv(run_dir / "train_equity.csv")
+        train.ledger.fills.to_csv(run_dir / "train_fills.csv", index=False)
+    baselines, bh_equity = {}, None
+    for name in BASELINES:
+        params = {"seed": config.seed} if name == "random" else {}
+        res = run_backtest(data, make_strategy(name, **params), config.broker, start=sched.test_start, end=sched.end_day + 1)
+        baselines[name] = res.metrics
+        if name == "buy_and_hold":
+            bh_equity = res.equity
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    (run_dir / "baselines.json").write_text(json.dumps(baselines, indent=2), encoding="utf-8")
+    plot_equity(equity, run_dir / "equity.png", benchmark=bh_equity, title=f"tradegraph {run_dir.name}: test period", label="agent")
+    return metrics, baselines
+
+
+def load_run_config(runs_dir: Path, run_id: str, overrides: dict[str, Any] | None = None) -> ScenarioConfig:
+    path = Path(runs_dir) / run_id / "config.json"
+    if not path.is_file():
+        raise ResumeError(f"no run {run_id!r} under {runs_dir} (looked for {path})")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    for dotted, value in (overrides or {}).items():
+        target = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            target = target.setdefault(key, {})
+        target[leaf] = value
+    config = parse_scenario(raw, str(path))
+    if not overrides and config.run_id() != run_id:
+        raise ResumeError(f"{path} no longer hashes to {run_id}; the run folder was edited")
+    return config
+
+
+def metrics_table(agent: dict[str, float], baselines: dict[str, dict[str, float]]) -> str:
+    keys = ("cumulative_return", "sharpe", "sortino", "annual_volatility", "max_drawdown", "calmar", "win_rate")
+    cols = {"agent": agent, **baselines}
+    header = f"{'metric':<20}" + "".join(f"{c:>14}" for c in cols)
+    lines = [header, "-" * len(header)]
+    for k in keys:
+        lines.append(f"{k:<20}" + "".join(f"{cols[c].get(k, float('nan')):>14.4f}" for c in cols))
+    return "\n".join(lines)

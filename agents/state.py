@@ -1,0 +1,159 @@
+"""The graph's one typed state, and the enums that name actions, analysts, phases and nodes.
+
+Nodes return partial updates. Per-session fields are reset by ``open_session``; analyst reports
+from the parallel fan-out merge through the ``merge_reports`` reducer. Everything here is plain
+data (JSON-able through pydantic) so LangGraph's checkpointer can persist it after every step.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Action(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+    HOLD = "hold"
+
+
+class AnalystKind(StrEnum):
+    NEWS = "news"
+    FILINGS = "filings"
+    MACRO = "macro"
+    MARKET = "market"
+
+
+class Phase(StrEnum):
+    TRAIN = "train"
+    TEST = "test"
+    DONE = "done"
+
+
+class NodeName(StrEnum):
+    OPEN_SESSION = "open_session"
+    REWARD = "reward"
+    REFLECT = "reflect"
+    NEWS_ANALYST = "news_analyst"
+    FILINGS_ANALYST = "filings_analyst"
+    MACRO_ANALYST = "macro_analyst"
+    MARKET_ANALYST = "market_analyst"
+    DIRECTION = "direction"
+    RISK = "risk"
+    EXECUTE = "execute"
+    CLOSE_SESSION = "close_session"
+    FINISH = "finish"
+
+
+ANALYST_NODES: dict[AnalystKind, NodeName] = {
+    AnalystKind.NEWS: NodeName.NEWS_ANALYST,
+    AnalystKind.FILINGS: NodeName.FILINGS_ANALYST,
+    AnalystKind.MACRO: NodeName.MACRO_ANALYST,
+    AnalystKind.MARKET: NodeName.MARKET_ANALYST,
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ItemJudgement(_Model):
+    """An analyst's verdict on one text item."""
+
+    item_id: str
+    source_type: str
+    probs: dict[str, float] = Field(description="positive/negative/neutral/irrelevant probabilities (calibrated).")
+    relevance: float = Field(description="1 - P(irrelevant).")
+    impact: str = Field(description="The most likely of positive/negative/neutral.")
+    impact_score: float = Field(description="P(positive) - P(negative), in [-1, 1].")
+    adapter_p_up: float | None = Field(None, description="The reward-adapted head's P(up), if fitted.")
+    reason: str
+    stored: bool
+    memory_id: str | None = None
+    fallback: bool = False
+
+
+class AnalystReport(_Model):
+    """What one analyst found for one ticker in one session."""
+
+    analyst: AnalystKind
+    ticker: str
+    day: int
+    judgements: list[ItemJudgement] = Field(default_factory=list)
+    trend_probs: dict[str, float] | None = None
+    summary: str = ""
+    skipped: int = 0
+
+
+class DirectionDecision(_Model):
+    ticker: str
+    action: Action
+    probs: dict[str, float]
+    p_up: float
+    rationale: str
+    memory_ids: list[str] = Field(default_factory=list)
+    components: dict[str, Any] = Field(default_factory=dict)
+
+
+class SizedOrder(_Model):
+    ticker: str
+    action: Action
+    prev_weight: float
+    target_weight: float
+    kelly_fraction: float
+    payoff_ratio: float
+    cvar: float
+    caps: list[str] = Field(default_factory=list, description="Which limits bound the size, in order applied.")
+
+
+class PendingDecision(_Model):
+    """What a decision relied on, kept until its reward matures (for feedback and adaptation)."""
+
+    ticker: str
+    index: int
+    action: Action
+    memory_ids: list[str]
+    item_texts: list[str]
+
+
+class Example(_Model):
+    """A training example for the reward adapter: a text and the momentum that followed it."""
+
+    text: str
+    outcome: float
+    index: int
+
+
+def merge_reports(left: dict[str, AnalystReport], right: dict[str, AnalystReport] | None) -> dict[str, AnalystReport]:
+    """Parallel analysts add their reports; ``None`` (sent by open_session) clears the session's reports."""
+    if right is None:
+        return {}
+    return {**left, **right}
+
+
+class RunState(_Model):
+    """The whole run. ``day`` is the session being decided (its close); phases switch at ``test_start``."""
+
+    run_id: str
+    day: int
+    first_day: int
+    test_start: int
+    end_day: int
+    phase: Phase = Phase.TRAIN
+    prev_day: int = -1
+    broker: dict[str, Any] = Field(default_factory=dict)
+    train_broker: dict[str, Any] | None = None
+    rewards: dict[str, Any] = Field(default_factory=dict)
+    reports: Annotated[dict[str, AnalystReport], merge_reports] = Field(default_factory=dict)
+    decisions: dict[str, DirectionDecision] = Field(default_factory=dict)
+    orders: dict[str, SizedOrder] = Field(default_factory=dict)
+    pending: dict[str, PendingDecision] = Field(default_factory=dict)
+    matured_buffer: list[dict[str, Any]] = Field(default_factory=list)
+    examples: list[Example] = Field(default_factory=list)
+    adapter_version: int = -1
+    lessons: list[str] = Field(default_factory=list)
+    beliefs: dict[str, str] = Field(default_factory=dict)
+    counters: dict[str, float] = Field(default_factory=dict)
+    accounting: dict[str, Any] = Field(default_factory=dict, description="LLM usage totals (agents.llm.accounting state).")
