@@ -34,7 +34,7 @@ class BrokerConfig(_Config):
     allow_short: bool = Field(False, description="Allow short positions (long-only when false).")
     borrow_bps_annual: float = Field(0.0, ge=0, description="Annual borrow cost of short positions, in bps of short notional, charged daily.")
     max_position_fraction: float = Field(
-        1.0, gt=0, le=1.0, description="Largest absolute position in one ticker, as a fraction of equity at decision time."
+        1.0, gt=0, le=1.0, description="Largest absolute position in one ticker, as a fraction of equity valued at the fill price."
     )
     max_gross_exposure: float = Field(
         1.0, gt=0, le=2.0, description="Largest sum of absolute position values, as a fraction of equity."
