@@ -1,0 +1,370 @@
+"""The embedded backend: a small causal LM (default SmolLM2-135M-Instruct) on CPU.
+
+``choose`` does not generate: it scores each option's log-likelihood as the assistant's
+continuation of the prompt. The prompt is run once with its KV cache; options of one token
+are read off the last position's logits, longer options are scored in one extra batched
+pass over the cached prompt. Raw scores of a model this small rank the options the same
+way whatever the input (a prior towards "buy"), so by default they are *calibrated*: each
+option's log-likelihood under a content-free version of the prompt (every user message
+replaced by "N/A") is subtracted before the softmax (Zhao et al. 2021, "Calibrate before
+use"). On content-free input the calibrated probabilities are therefore uniform.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from env.errors import LLMError
+
+from .base import CallRecord, ChatMessage, ChoiceRequest, ChoiceResult, StructuredResult, TextResult
+from .config import LocalBackendConfig
+from .local_model import LocalModel, load_local_model
+
+CONTENT_FREE = "N/A"
+_JSON_INSTRUCTION = (
+    "Reply with one JSON object that validates against this JSON schema, and nothing else "
+    "(no prose, no code fences).\nJSON schema: {schema}"
+)
+_REPAIR_INSTRUCTION = (
+    "That reply was not valid: {error}. Reply again with only the corrected JSON object."
+)
+
+
+def local_model_id(config: LocalBackendConfig) -> str:
+    """Stable model name for records and cache keys, without loading anything."""
+    if config.model_path is None:
+        return "SmolLM2-135M-Instruct.Q4_1"
+    return Path(config.model_path).name.removesuffix(".gguf")
+
+
+def content_free(messages: Sequence[ChatMessage]) -> tuple[ChatMessage, ...]:
+    """The same conversation with every user message replaced by ``CONTENT_FREE``."""
+    return tuple(
+        ChatMessage(role="user", content=CONTENT_FREE) if message.role == "user" else message for message in messages
+    )
+
+
+def extract_json_object(text: str) -> Any:
+    """Parse the first JSON object in ``text``; raises ``ValueError`` if there is none."""
+    start = text.find("{")
+    if start < 0:
+        raise ValueError("no JSON object found (no '{')")
+    value, _ = json.JSONDecoder().raw_decode(text[start:])
+    return value
+
+
+def _softmax(scores: Sequence[float]) -> list[float]:
+    top = max(scores)
+    exps = [math.exp(score - top) for score in scores]
+    total = sum(exps)
+    return [value / total for value in exps]
+
+
+class LocalBackend:
+    """transformers + torch CPU backend. The model is loaded on first use, never at construction."""
+
+    kind = "local"
+
+    def __init__(
+        self, config: LocalBackendConfig, *, loader: Callable[..., LocalModel] = load_local_model
+    ) -> None:
+        self.config = config
+        self.model_name = local_model_id(config)
+        self._loader = loader
+        self._loaded: LocalModel | None = None
+        self._lock = threading.RLock()
+        # Content-free scores per (template messages, options): computed once per process.
+        self._calibration: dict[str, list[float]] = {}
+
+    # ------------------------------------------------------------------ loading
+    @property
+    def loaded(self) -> LocalModel:
+        """The model, loaded on first access."""
+        if self._loaded is None:
+            cache_dir = Path(self.config.cache_dir) if self.config.cache_dir else None
+            self._loaded = self._loader(self.config.model_path, self.config.threads, cache_dir)
+        # torch's thread count is process-wide: re-assert ours in case another backend changed it.
+        import torch
+
+        if torch.get_num_threads() != self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        return self._loaded
+
+    @property
+    def is_loaded(self) -> bool:
+        """True once a call has loaded the model."""
+        return self._loaded is not None
+
+    def close(self) -> None:
+        """Drop this backend's reference to the model."""
+        self._loaded = None
+
+    def _record(self, agent: str, kind: str, start: float, **fields: Any) -> CallRecord:
+        return CallRecord(
+            agent=agent,
+            backend=self.kind,
+            model=self.model_name,
+            kind=kind,
+            latency_s=time.perf_counter() - start,
+            cache_hit=False,
+            cost_usd=0.0,
+            **{"fallback": False, "attempts": 1, "tokens_out": 0, **fields},
+        )
+
+    def _prompt_ids(self, messages: Sequence[ChatMessage], suffix: str = "") -> list[int]:
+        tokenizer = self.loaded.tokenizer
+        rendered = tokenizer.apply_chat_template(
+            [message.model_dump() for message in messages], add_generation_prompt=True, tokenize=False
+        )
+        return list(tokenizer(rendered + suffix, add_special_tokens=False)["input_ids"])
+
+    # ------------------------------------------------------------------ text
+    def _generate(
+        self, prompt: list[int], *, max_tokens: int, temperature: float, stop: Callable[[str], bool] | None = None
+    ) -> tuple[str, int]:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        model, tokenizer = self.loaded.model, self.loaded.tokenizer
+        input_ids = torch.tensor([prompt])
+        criteria = StoppingCriteriaList()
+        if stop is not None:
+
+            class _Stop(StoppingCriteria):
+                # Stop as soon as the text so far is complete (e.g. a closed JSON object).
+                def __call__(self, ids: Any, scores: Any, **kwargs: Any) -> Any:
+                    done = stop(tokenizer.decode(ids[0, len(prompt):], skip_special_tokens=True))
+                    return torch.full((ids.shape[0],), done, dtype=torch.bool)
+
+            criteria.append(_Stop())
+        kwargs: dict[str, Any] = dict(
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=max_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            stopping_criteria=criteria,
+        )
+        with torch.inference_mode():
+            if temperature <= 0:
+                output = model.generate(input_ids, do_sample=False, temperature=None, top_p=None, top_k=None, **kwargs)
+            else:
+                # Seeded sampling without touching the global RNG state.
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.config.seed)
+                    output = model.generate(input_ids, do_sample=True, temperature=temperature, top_p=1.0, top_k=0, **kwargs)
+        new_tokens = output[0, len(prompt):]
+        return tokenizer.decode(new_tokens, skip_special_tokens=True), int(new_tokens.shape[0])
+
+    def text(
+        self, messages: Sequence[ChatMessage], *, agent: str, max_tokens: int = 128, temperature: float = 0.0
+    ) -> TextResult:
+        """Generate with the chat template; greedy when ``temperature`` is 0, else seeded sampling."""
+        start = time.perf_counter()
+        with self._lock:
+            prompt = self._prompt_ids(messages)
+            text, tokens_out = self._generate(prompt, max_tokens=max_tokens, temperature=temperature)
+        record = self._record(agent, "text", start, tokens_in=len(prompt), tokens_out=tokens_out, raw_output=text)
+        return TextResult(text=text, record=record)
+
+    # ------------------------------------------------------------------ structured
+    def structured(
+        self, messages: Sequence[ChatMessage], schema: type[BaseModel], *, agent: str, fallback: BaseModel
+    ) -> StructuredResult:
+        """Generate JSON for ``schema``; one repair retry; then ``fallback``, recorded with the raw text."""
+        start = time.perf_counter()
+        instruction = _JSON_INSTRUCTION.format(schema=json.dumps(schema.model_json_schema(), separators=(",", ":")))
+        conversation = [*messages, ChatMessage(role="system", content=instruction)]
+        tokens_in = tokens_out = attempts = 0
+        raw = ""
+        error = ""
+        with self._lock:
+            for attempts in (1, 2):
+                # Prefill "{" so even a tiny model starts a JSON object.
+                prompt = self._prompt_ids(conversation, suffix="{")
+                generated, n_out = self._generate(
+                    prompt, max_tokens=self.config.max_new_tokens, temperature=0.0, stop=_json_complete
+                )
+                raw = "{" + generated
+                tokens_in += len(prompt)
+                tokens_out += n_out
+                try:
+                    value = schema.model_validate(extract_json_object(raw))
+                except (ValueError, ValidationError) as exc:  # JSONDecodeError and ValidationError are ValueErrors
+                    error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                    conversation = [
+                        *conversation,
+                        ChatMessage(role="assistant", content=raw),
+                        ChatMessage(role="user", content=_REPAIR_INSTRUCTION.format(error=error)),
+                    ]
+                    continue
+                record = self._record(
+                    agent, "structured", start, tokens_in=tokens_in, tokens_out=tokens_out,
+                    raw_output=raw, attempts=attempts, error=error or None,
+                )
+                return StructuredResult(value=value, record=record)
+        record = self._record(
+            agent, "structured", start, tokens_in=tokens_in, tokens_out=tokens_out, raw_output=raw,
+            attempts=attempts, fallback=True, fallback_reason="invalid JSON after one repair retry", error=error,
+        )
+        return StructuredResult(value=fallback, record=record)
+
+    # ------------------------------------------------------------------ choose
+    def _option_ids(self, options: Sequence[str]) -> list[list[int]]:
+        tokenizer = self.loaded.tokenizer
+        ids = [list(tokenizer(option, add_special_tokens=False)["input_ids"]) for option in options]
+        for option, tokens in zip(options, ids):
+            if not tokens:
+                raise LLMError(f"option {option!r} encodes to no tokens")
+        return ids
+
+    def score_options(
+        self, prompts: Sequence[list[int]], options: Sequence[list[list[int]]]
+    ) -> list[list[float]]:
+        """Sum of log-probabilities of each option's tokens after each prompt, batched.
+
+        One forward pass over the left-padded prompts (with KV cache) gives every option's
+        first token; a second pass over the cached prompts scores the remaining tokens of
+        multi-token options. Returns ``scores[i][j]`` for prompt ``i``, option ``j``.
+        """
+        import torch
+
+        model = self.loaded.model
+        pad_id = int(self.loaded.tokenizer.pad_token_id)
+        batch, width = len(prompts), max(len(prompt) for prompt in prompts)
+        input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
+        mask = torch.zeros((batch, width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            input_ids[row, width - len(prompt):] = torch.tensor(prompt)
+            mask[row, width - len(prompt):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            # logits_to_keep=1: only the last position's logits are needed; the vocabulary projection
+            # over every prompt position would cost ~20% of the pass for nothing.
+            out = model(
+                input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+            )
+            first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+            scores = [[float(first[row, opts[0]]) for opts in options[row]] for row in range(batch)]
+            pairs = [(row, j) for row in range(batch) for j, opts in enumerate(options[row]) if len(opts) > 1]
+            if pairs:
+                cache = out.past_key_values
+                rows = torch.tensor([row for row, _ in pairs])
+                cache.batch_select_indices(rows)
+                steps = max(len(options[row][j]) - 1 for row, j in pairs)
+                cont = torch.full((len(pairs), steps), pad_id, dtype=torch.long)
+                cont_mask = torch.zeros((len(pairs), steps), dtype=torch.long)
+                for k, (row, j) in enumerate(pairs):
+                    tokens = options[row][j][:-1]
+                    cont[k, : len(tokens)] = torch.tensor(tokens)
+                    cont_mask[k, : len(tokens)] = 1
+                lengths = torch.tensor([len(prompts[row]) for row, _ in pairs])
+                cont_positions = lengths[:, None] + torch.arange(steps)[None, :]
+                full_mask = torch.cat([mask[rows], cont_mask], dim=1)
+                out2 = model(
+                    input_ids=cont, attention_mask=full_mask, position_ids=cont_positions,
+                    past_key_values=cache, use_cache=True,
+                )
+                logprobs = torch.log_softmax(out2.logits.float(), dim=-1)
+                for k, (row, j) in enumerate(pairs):
+                    targets = options[row][j][1:]
+                    scores[row][j] += float(sum(logprobs[k, step, token] for step, token in enumerate(targets)))
+        return scores
+
+    def choose(
+        self, messages: Sequence[ChatMessage], options: Sequence[str], *, agent: str, fallback: str
+    ) -> ChoiceResult:
+        """Score the options as continuations; calibrated by default (see module docstring)."""
+        request = ChoiceRequest(messages=tuple(messages), options=tuple(options), fallback=fallback)
+        return self.choose_many([request], agent=agent)[0]
+
+    def choose_many(self, requests: Sequence[ChoiceRequest], *, agent: str) -> list[ChoiceResult]:
+        """Score all requests in batches of ``config.batch_size`` prompts (content-free prompts included)."""
+        if not requests:
+            return []
+        start = time.perf_counter()
+        with self._lock:
+            option_ids = [self._option_ids(request.options) for request in requests]
+            prompts = [self._prompt_ids(request.messages) for request in requests]
+            jobs: list[tuple[list[int], list[list[int]]]] = list(zip(prompts, option_ids))
+            calibration_keys: list[str | None] = [None] * len(requests)
+            pending: dict[str, int] = {}
+            if self.config.calibrate:
+                for i, request in enumerate(requests):
+                    key = json.dumps(
+                        [[m.role, m.content] for m in content_free(request.messages)] + [list(request.options)]
+                    )
+                    calibration_keys[i] = key
+                    if key not in self._calibration and key not in pending:
+                        pending[key] = len(jobs)
+                        jobs.append((self._prompt_ids(content_free(request.messages)), option_ids[i]))
+            scores: list[list[float]] = []
+            size = self.config.batch_size
+            for begin in range(0, len(jobs), size):
+                chunk = jobs[begin : begin + size]
+                scores.extend(self.score_options([p for p, _ in chunk], [o for _, o in chunk]))
+            extra_tokens = 0
+            for key, index in pending.items():
+                self._calibration[key] = scores[index]
+                extra_tokens += len(jobs[index][0])
+        elapsed = time.perf_counter() - start
+        results = []
+        for i, request in enumerate(requests):
+            raw = scores[i]
+            key = calibration_keys[i]
+            adjusted = [s - c for s, c in zip(raw, self._calibration[key])] if key is not None else raw
+            tokens_in = len(prompts[i]) + sum(len(ids) - 1 for ids in option_ids[i])
+            if i == 0:
+                tokens_in += extra_tokens  # content-free passes are charged to the first call that needed them
+            if all(math.isfinite(value) for value in adjusted):
+                probs = _softmax(adjusted)
+                best = max(range(len(probs)), key=probs.__getitem__)
+                choice, fallback_fields = request.options[best], {}
+            else:
+                probs = [1.0 if option == request.fallback else 0.0 for option in request.options]
+                choice = request.fallback
+                fallback_fields = {"fallback": True, "fallback_reason": "non-finite option scores"}
+            record = CallRecord(
+                agent=agent, backend=self.kind, model=self.model_name, kind="choose", tokens_in=tokens_in,
+                tokens_out=0, latency_s=elapsed / len(requests), cache_hit=False, cost_usd=0.0,
+                fallback=bool(fallback_fields), attempts=1, raw_output=None, error=None,
+                fallback_reason=fallback_fields.get("fallback_reason"),
+            )
+            results.append(
+                ChoiceResult(
+                    choice=choice,
+                    probs=dict(zip(request.options, probs)),
+                    scores=dict(zip(request.options, raw)),
+                    calibrated=key is not None,
+                    record=record,
+                )
+            )
+        return results
+
+
+def _json_complete(text: str) -> bool:
+    """True once ``"{" + text`` holds a balanced JSON object (braces outside strings)."""
+    depth, in_string, escaped = 1, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return True
+    return False

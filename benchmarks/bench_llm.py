@@ -1,0 +1,110 @@
+"""Local LLM backend speed on a ~400-token prompt. Prints a table with targets.
+
+    .venv/bin/python benchmarks/bench_llm.py [--threads 2] [--repeats 3]
+
+Targets (2 cores, idle machine): choose over 3 options <= 0.5 s; cache hit <= 1 ms.
+The machine may be shared: the table reports medians, and ratios are more reliable than times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agents.llm.base import ChatMessage, ChoiceRequest  # noqa: E402
+from agents.llm.cache import LLMCache  # noqa: E402
+from agents.llm.config import CacheMode, LLMConfig, LocalBackendConfig  # noqa: E402
+from agents.llm.factory import LLMPool, make_llm  # noqa: E402
+from agents.llm.local import LocalBackend  # noqa: E402
+
+SYSTEM = (
+    "You are the direction agent of a trading desk. Read the analyst notes and decide the position "
+    "for tomorrow's open. Answer with one option only."
+)
+NOTES = [
+    "Apple reported quarterly revenue of $94.9 billion, up 6 percent year over year, beating consensus.",
+    "Services revenue reached an all-time high, and the board authorised a $110 billion buyback.",
+    "Management guided June-quarter revenue growth to low single digits, below some estimates.",
+    "Analysts at two brokers raised price targets; one downgraded on valuation concerns.",
+    "China sales fell 8 percent amid competition from domestic smartphone makers.",
+    "The 30-day momentum is positive; the stock closed above its 50-day moving average.",
+    "Macro: the Fed held rates steady; the 10-year yield fell 12 basis points on softer payrolls.",
+    "Options market implies a 4 percent move; short interest is near a five-year low.",
+]
+
+
+def prompt(tag: int, target_tokens: int, backend: LocalBackend) -> list[ChatMessage]:
+    lines: list[str] = []
+    i = 0
+    while True:
+        lines.append(f"Note {i + 1}: {NOTES[(i + tag) % len(NOTES)]}")
+        messages = [ChatMessage(role="system", content=SYSTEM), ChatMessage(role="user", content="\n".join(lines))]
+        if len(backend._prompt_ids(messages)) >= target_tokens:
+            return messages
+        i += 1
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement (median)")
+    parser.add_argument("--batch", type=int, default=8, help="requests in the choose_many comparison")
+    args = parser.parse_args(argv)
+
+    config = LocalBackendConfig(threads=args.threads, batch_size=args.batch)
+    backend = LocalBackend(config)
+    start = time.perf_counter()
+    backend.loaded
+    load_s = time.perf_counter() - start
+    messages = prompt(0, 400, backend)
+    n_tokens = len(backend._prompt_ids(messages))
+    three = ["buy", "sell", "hold"]
+    five = ["strong buy", "buy", "hold", "sell", "strong sell"]
+    backend.choose(messages, three, agent="bench", fallback="hold")  # warm-up + content-free scores cached
+    backend.choose(messages, five, agent="bench", fallback="hold")
+    rows: list[tuple[str, float, str]] = []
+    rows.append(("load model (converted cache)", load_s, ""))
+    rows.append(("choose, 3 options", median_time(lambda: backend.choose(messages, three, agent="b", fallback="hold"), args.repeats), "<= 0.5 s"))
+    rows.append(("choose, 5 options (multi-token)", median_time(lambda: backend.choose(messages, five, agent="b", fallback="hold"), args.repeats), ""))
+    rows.append(("text, 32 tokens greedy", median_time(lambda: backend.text(messages, agent="b", max_tokens=32), 1), ""))
+
+    requests = [ChoiceRequest(messages=tuple(prompt(i, 400, backend)), options=tuple(three), fallback="hold") for i in range(args.batch)]
+    backend.choose_many(requests, agent="b")  # content-free scores are shared, warm them
+    one_by_one = median_time(lambda: [backend.choose(r.messages, r.options, agent="b", fallback="hold") for r in requests], 1)
+    batched = median_time(lambda: backend.choose_many(requests, agent="b"), 1)
+    rows.append((f"choose x{args.batch}, one by one", one_by_one, ""))
+    rows.append((f"choose_many x{args.batch}, batched", batched, f"{one_by_one / batched:.2f}x vs one by one"))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        llm_config = LLMConfig(backends={"local": config})
+        with LLMCache(Path(tmp) / "cache.sqlite", CacheMode.AUTO) as cache, LLMPool(llm_config) as pool:
+            llm = make_llm(llm_config, "bench", cache=cache, pool=pool)
+            llm.choose(messages, three, agent="bench", fallback="hold")
+            hits = [median_time(lambda: llm.choose(messages, three, agent="bench", fallback="hold"), 1) for _ in range(50)]
+            rows.append(("cache hit (choose, SQLite)", statistics.median(hits), "<= 1 ms"))
+
+    print(f"\nLocal backend: {backend.model_name}, prompt {n_tokens} tokens, threads={args.threads}, median of {args.repeats}")
+    print(f"{'measurement':<36} {'seconds':>10}  target / note")
+    print("-" * 72)
+    for name, seconds, note in rows:
+        print(f"{name:<36} {seconds:>10.4f}  {note}")
+
+
+if __name__ == "__main__":
+    main()
