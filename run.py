@@ -6,6 +6,10 @@ parser block registered in ``COMMANDS``. Nothing happens at import time.
     python run.py backtest --prices FILE.csv [--ticker T] --strategy sma_cross \\
         --param fast=10 --param slow=30 --fee-bps 10 --out DIR
     python run.py backtest --scenario scenarios/X.yaml --strategy macd --out DIR
+    python run.py run scenarios/demo.yaml [--set seed=3] [--llm-cache auto|record|replay|off]
+    python run.py resume RUN_ID [--set llm.budget.max_usd=5]
+    python run.py trace RUN_ID [--day D] [--agent A]
+    python run.py schema > docs/scenario.schema.json
 
 Bad input exits with code 2 and a message naming the flag.
 """
@@ -149,7 +153,14 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: tuple[Callable[[Any], None], ...] = (_add_backtest,)
+def _add_agent_commands(subparsers: Any) -> None:
+    """run, resume, trace and schema: the agent graph's commands (agents/cli.py)."""
+    from agents.cli import register
+
+    register(subparsers)
+
+
+COMMANDS: tuple[Callable[[Any], None], ...] = (_add_backtest, _add_agent_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

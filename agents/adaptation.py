@@ -18,8 +18,10 @@ from agents.learning.config import LearningConfig
 class AdapterHandle:
     """Lazily builds the featurizer (the local model loads only when first needed)."""
 
-    def __init__(self, config: LearningConfig, run_dir: Path, featurizer_factory: Callable[[], Any]) -> None:
+    def __init__(self, config: LearningConfig, run_dir: Path, featurizer_factory: Callable[[], Any],
+                 base_rate_prior_n: float = 20.0) -> None:
         self.config = config
+        self.base_rate_prior_n = base_rate_prior_n
         self.dir = Path(run_dir) / "adapter"
         self._featurizer_factory = featurizer_factory
         self._featurizer: Any = None
@@ -66,4 +68,8 @@ class AdapterHandle:
         return [float(p) for p in self._adapter.predict_proba(list(texts))]
 
     def base_rate(self) -> float:
-        return self._adapter.base_rate if self._adapter is not None else 0.5
+        """The adapter's P(up) without text, shrunk toward 0.5 by ``base_rate_prior_n`` pseudo-observations."""
+        if self._adapter is None or self._adapter.report is None:
+            return 0.5
+        n = float(self._adapter.report.n_labelled)
+        return (self._adapter.base_rate * n + 0.5 * self.base_rate_prior_n) / max(1e-9, n + self.base_rate_prior_n)

@@ -121,7 +121,10 @@ def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
                     )
                     for u in units
                 ]
-                results: list[ChoiceResult] = deps.llm(agent).choose_many(requests, agent=agent)
+                llm = deps.llm(agent)
+                calls_before = getattr(llm, "model_calls", 0)
+                results: list[ChoiceResult] = llm.choose_many(requests, agent=agent)
+                model_calls = getattr(llm, "model_calls", 0) - calls_before
                 p_ups = deps.adapter.predict([u.text for u in units])
                 items = []
                 for unit, res, p_up in zip(units, results, p_ups, strict=True):
@@ -169,7 +172,9 @@ def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
                     ticker=ticker,
                     items=[i.model_dump(mode="json") for i in items],
                     prompt=requests[0].messages[-1].content,
+                    prompts=[r.messages[-1].content for r in requests],
                     llm_calls=[r.record.model_dump(mode="json") for r in results],
+                    model_calls=model_calls,
                     skipped=skipped,
                     latency_s=time.perf_counter() - started,
                 )
@@ -240,7 +245,9 @@ def make_market_analyst(deps: Deps) -> Callable[[RunState], dict]:
             ind = technical_indicators(closes)
             summary = format_indicators(ind)
             rendered = deps.prompts.render(agent, ticker=ticker, date=str(view.date), summary=summary)
-            res = deps.llm(agent).choose(_messages(rendered), TREND_OPTIONS, agent=agent, fallback="neutral")
+            llm = deps.llm(agent)
+            calls_before = getattr(llm, "model_calls", 0)
+            res = llm.choose(_messages(rendered), TREND_OPTIONS, agent=agent, fallback="neutral")
             reports[f"market:{ticker}"] = AnalystReport(
                 analyst=AnalystKind.MARKET, ticker=ticker, day=state.day, trend_probs=res.probs, summary=summary
             )
@@ -255,6 +262,7 @@ def make_market_analyst(deps: Deps) -> Callable[[RunState], dict]:
                 probs=res.probs,
                 prompt=rendered.user,
                 llm_calls=[res.record.model_dump(mode="json")],
+                model_calls=getattr(llm, "model_calls", 0) - calls_before,
                 latency_s=time.perf_counter() - started,
             )
         return {"reports": reports}

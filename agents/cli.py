@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--llm-cache", choices=("off", "record", "replay", "auto"), help="LLM record/replay mode (overrides llm.cache.mode)")
     p.add_argument("--llm-cache-path", type=Path, help="SQLite file of the LLM cache (default: inside the run folder)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("resume", help="resume a run after a crash, kill or exhausted budget")
     p.add_argument("run_id")
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--llm-cache", choices=("off", "record", "replay", "auto"))
     p.add_argument("--llm-cache-path", type=Path)
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_resume)
+    p.set_defaults(handler=cmd_resume)
 
     p = sub.add_parser("trace", help="show a run's agent traces readably")
     p.add_argument("run_id")
@@ -50,10 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--day", help="session index or ISO date")
     p.add_argument("--agent", help="node/agent name (substring), e.g. direction, news_analyst, risk")
     p.add_argument("--json", action="store_true", help="print raw JSON lines")
-    p.set_defaults(func=cmd_trace)
+    p.set_defaults(handler=cmd_trace)
 
     p = sub.add_parser("schema", help="print the JSON schema of scenario files")
-    p.set_defaults(func=cmd_schema)
+    p.set_defaults(handler=cmd_schema)
 
 
 def _report(outcome) -> int:

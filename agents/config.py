@@ -41,7 +41,7 @@ class AnalystsConfig(_Config):
     max_items_per_day: int = Field(
         12, ge=1, le=200, description="Most items one analyst judges per ticker and session (newest first); the rest are traced as skipped."
     )
-    max_item_chars: int = Field(600, ge=80, le=20_000, description="Characters of each item shown to the model.")
+    max_item_chars: int = Field(300, ge=80, le=20_000, description="Characters of each item shown to the model.")
     technical_lookback_days: int = Field(60, ge=20, description="Sessions of prices the market analyst summarises.")
 
 
@@ -60,8 +60,18 @@ class DirectionConfig(_Config):
         0.3, gt=0, lt=1, description="Probability mass the signal side gives to hold before evidence."
     )
     news_half_life_days: float = Field(
-        2.0, gt=0, description="Half-life (sessions) of a news item's weight in the direction signal."
+        2.0, gt=0, description="Half-life (calendar days) of a news item's weight in the direction signal."
     )
+    analyst_evidence_logit: float = Field(
+        0.3, ge=0, le=5, description="Log-odds one fully relevant item moves P(up) per unit of the analyst's impact score "
+        "(P(pos) - P(neg)) while no reward-trained head exists. Small by default: the tiny local model's zero-shot calls are noise.",
+    )
+    base_rate_prior_n: float = Field(
+        20.0, ge=0, description="Pseudo-observations at 0.5 mixed into the adapter's base rate, so a short training period "
+        "cannot make the agent bet on a drift it barely saw.",
+    )
+    memories_in_prompt: int = Field(5, ge=0, le=50, description="Most memories shown in the direction prompt (best scores first).")
+    memory_chars_in_prompt: int = Field(160, ge=40, le=4000, description="Characters of each memory or lesson shown in the direction prompt.")
 
 
 class RiskConfig(_Config):

@@ -32,10 +32,10 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
-def news_signal(p_ups: Sequence[float], weights: Sequence[float], base_rate: float) -> float:
-    """P(up) from independent pieces of evidence: logit(base) + sum w_j (logit p_j - logit base)."""
-    base = _logit(base_rate)
-    return _sigmoid(base + sum(w * (_logit(p) - base) for p, w in zip(p_ups, weights, strict=True)))
+def evidence_signal(evidence_logits: Sequence[float], weights: Sequence[float], base_rate: float) -> float:
+    """P(up) from independent pieces of evidence: sigmoid(logit(base) + sum_j w_j * e_j), where e_j is
+    item j's log-odds deviation from the base rate (naive Bayes)."""
+    return _sigmoid(_logit(base_rate) + sum(w * e for e, w in zip(evidence_logits, weights, strict=True)))
 
 
 def combine(
@@ -88,25 +88,29 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
             evidence = [(s.item, s.score) for s in memories] + [(item, 0.0) for item in extra]
             text_items = [(item, score) for item, score in evidence if item.source_type in TEXT_SOURCES]
             adapter_p = deps.adapter.predict([item.text for item, _ in text_items])
-            p_ups, weights = [], []
+            base = deps.adapter.base_rate()
+            evidence_logits, weights = [], []
             for (item, _), p_ad in zip(text_items, adapter_p, strict=True):
                 age_days = max(0.0, (view.decision_time - item.public_at).total_seconds() / 86400.0)
-                weight = (item.relevance or 0.0) * 0.5 ** (age_days / cfg.news_half_life_days)
-                p = p_ad if p_ad is not None else 0.5 + 0.25 * float(item.impact_score or 0.0)
-                p_ups.append(p)
+                weight = (item.relevance_prob or 0.0) * 0.5 ** (age_days / cfg.news_half_life_days)
+                if p_ad is not None:  # the reward-trained head: its deviation from the base rate
+                    evidence = _logit(p_ad) - _logit(base)
+                else:  # before the head is trained: the analyst's own impact call, damped
+                    evidence = cfg.analyst_evidence_logit * float(item.impact_score or 0.0)
+                evidence_logits.append(evidence)
                 weights.append(weight)
-            base = deps.adapter.base_rate()
-            p_up = news_signal(p_ups, weights, base)
+            p_up = evidence_signal(evidence_logits, weights, base)
             trend = state.reports.get(f"market:{ticker}")
             trend_probs = trend.trend_probs if trend else None
             weight_now = float(broker_weights.get(ticker, 0.0))
             position = f"{weight_now:+.1%} of equity ({'long' if weight_now > 0 else 'short' if weight_now < 0 else 'flat'})"
+            shown = sorted(evidence, key=lambda e: -e[1])[: cfg.memories_in_prompt]
             mem_block = "\n".join(
-                f"- [{item.layer.value} | {item.public_at:%Y-%m-%d} | score {score:.2f}] {item.text[:240]}"
-                f"\n  analyst: {item.reason}"
-                for item, score in evidence[:8]
+                f"- [{item.layer.value} | {item.public_at:%Y-%m-%d} | {item.impact_label or '?'}] "
+                f"{item.text.splitlines()[0][: cfg.memory_chars_in_prompt]}"
+                for item, score in shown
             ) or "(no memories yet)"
-            lesson_block = "\n".join(f"- {s.item.text[:300]}" for s in lessons[:3]) or "(no lessons yet)"
+            lesson_block = "\n".join(f"- {s.item.text[: cfg.memory_chars_in_prompt]}" for s in lessons[:2]) or "(no lessons yet)"
             technical = (trend.summary if trend else "(no technical view)") + (
                 f"\ntrend call: {', '.join(f'{k} {v:.2f}' for k, v in trend_probs.items())}" if trend_probs else ""
             )
@@ -115,7 +119,10 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                 memories=mem_block, lessons=lesson_block,
             )
             messages = tuple(ChatMessage(role=m["role"], content=m["content"]) for m in rendered.messages())
-            res = deps.llm(agent).choose(messages, ACTIONS, agent=agent, fallback=Action.HOLD.value)
+            llm = deps.llm(agent)
+            calls_before = getattr(llm, "model_calls", 0)
+            res = llm.choose(messages, ACTIONS, agent=agent, fallback=Action.HOLD.value)
+            model_calls = getattr(llm, "model_calls", 0) - calls_before
             probs = combine(
                 res.probs, p_up, trend_probs, llm_weight=cfg.llm_weight, signal_weight=cfg.adapter_weight,
                 technical_weight=cfg.technical_weight, hold_prior=cfg.hold_prior,
@@ -123,7 +130,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
             action = Action(max(ACTIONS, key=lambda a: probs[a]))
             top = max(text_items, key=lambda t: t[1], default=None)
             rationale = (
-                f"{action.value} ({probs[action.value]:.2f}): news signal P(up)={p_up:.2f} from {len(p_ups)} "
+                f"{action.value} ({probs[action.value]:.2f}): news signal P(up)={p_up:.2f} from {len(weights)} "
                 f"memories (base rate {base:.2f}); LLM buy/sell/hold "
                 f"{res.probs.get('buy', 0):.2f}/{res.probs.get('sell', 0):.2f}/{res.probs.get('hold', 0):.2f}"
                 + (f"; trend bullish {trend_probs.get('bullish', 0):.2f} vs bearish {trend_probs.get('bearish', 0):.2f}" if trend_probs else "")
@@ -154,6 +161,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                 components=decisions[ticker].components,
                 prompt=rendered.user,
                 llm_calls=[res.record.model_dump(mode="json")],
+                model_calls=model_calls,
                 latency_s=time.perf_counter() - started,
             )
         return {"decisions": decisions}

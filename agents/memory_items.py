@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from env.records import SourceType
 from memory.base import MemoryItem
 
 
@@ -14,7 +15,7 @@ def make_memory_item(
     source_type: str,
     source_id: str,
     url: str,
-    event_date: dt.date,
+    event_date: dt.date | None,
     public_at: dt.datetime,
     reason: str,
     relevance: float,
@@ -22,18 +23,22 @@ def make_memory_item(
     impact_score: float,
     as_of: dt.datetime,
 ) -> MemoryItem:
-    """A memory item with a deterministic id; the store routes it to a layer by ``source_type``."""
-    return MemoryItem.create(
+    """A memory item with a deterministic id; the store routes it to a layer by ``source_type``.
+
+    ``as_of`` is the decision time; the store stamps created/updated times with the ``as_of`` it is
+    given on ``add``, so it is accepted here only to keep call sites explicit about time.
+    """
+    del as_of
+    return MemoryItem(
         text=text,
         ticker=ticker,
-        source_type=source_type,
+        source_type=SourceType(source_type),
         source_id=source_id,
         url=url,
         event_date=event_date,
         public_at=public_at,
         reason=reason,
-        relevance=relevance,
-        impact=impact,
-        impact_score=impact_score,
-        as_of=as_of,
+        relevance_prob=min(1.0, max(0.0, relevance)),
+        impact_label=impact,
+        impact_score=min(1.0, max(-1.0, impact_score)),
     )

@@ -75,13 +75,18 @@ def size_position(
     """Target weight for one ticker. ``action`` is buy/sell/hold; ``p_up`` the direction probability."""
     payoff = payoff_ratio(returns)
     caps: list[str] = []
+    # The Kelly target from the direction probability; the action only gates which way we may move:
+    # buy never reduces a position, sell never adds to it, hold keeps it.
+    f_long = kelly_fraction(p_up, payoff)
+    f_short = kelly_fraction(1.0 - p_up, 1.0 / payoff)
+    kelly_target = kelly_scale * f_long if f_long > 0 else (-kelly_scale * f_short if limits.allow_short else 0.0)
     if action == "buy":
-        f = kelly_fraction(p_up, payoff)
-        target = kelly_scale * f
+        f = f_long
+        target = max(current_weight, kelly_target)
     elif action == "sell":
-        f = kelly_fraction(1.0 - p_up, 1.0 / payoff)
-        target = -kelly_scale * f if limits.allow_short else 0.0
-        if not limits.allow_short and current_weight > 0:
+        f = f_short
+        target = min(current_weight, kelly_target)
+        if not limits.allow_short and current_weight > 0 and target <= 0:
             caps.append("long_only_exit")
     else:
         f = 0.0
@@ -100,7 +105,7 @@ def size_position(
     if abs(delta) > limits.max_daily_turnover:
         target = current_weight + float(np.sign(delta)) * limits.max_daily_turnover
         caps.append("max_daily_turnover")
-    if abs(target - current_weight) < limits.min_trade_weight and action != "sell":
+    if 0 < abs(target - current_weight) < limits.min_trade_weight and action != "sell":
         target = current_weight
         caps.append("min_trade_weight")
     return SizingResult(target_weight=float(target), kelly_fraction=f, payoff=payoff, cvar=cvar, caps=caps)

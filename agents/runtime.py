@@ -73,7 +73,7 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
     from agents.learning.features import HiddenStateFeaturizer
     from agents.llm.accounting import Accounting
     from agents.llm.cache import LLMCache
-    from agents.llm.factory import make_llm
+    from agents.llm.factory import LLMPool, make_llm
     from agents.llm.local_model import load_local_model
     from memory.factory import open_memory
 
@@ -88,7 +88,8 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
         if accounting_state
         else Accounting(llm_cfg.budget, llm_cfg.prices)
     )
-    llms = {agent: make_llm(llm_cfg, agent, cache=cache, accounting=accounting) for agent in AGENT_NAMES}
+    pool = LLMPool(llm_cfg)  # one backend per configured name, shared by the agents that use it
+    llms = {agent: make_llm(llm_cfg, agent, cache=cache, accounting=accounting, pool=pool) for agent in AGENT_NAMES}
     memory = open_memory(config.memory, run_dir)
     model_path, threads = _local_model_settings(config)
     learning = config.learning
@@ -102,12 +103,13 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
 
     deps = Deps(
         config=config, data=data, llms=llms, memory=memory, prompts=PromptLibrary(),
-        tracer=TraceWriter(run_dir, run_id), adapter=AdapterHandle(learning, run_dir, featurizer),
+        tracer=TraceWriter(run_dir, run_id), adapter=AdapterHandle(learning, run_dir, featurizer, config.direction.base_rate_prior_n),
         accounting=accounting, run_dir=run_dir,
     )
 
     def close() -> None:
         memory.close()
+        pool.close()
         if cache is not None:
             cache.close()
 
@@ -116,12 +118,21 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
 
 @contextmanager
 def checkpointer(run_dir: Path) -> Iterator[Any]:
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
     from langgraph.checkpoint.sqlite import SqliteSaver
 
+    from agents import state as state_module
+
+    # Our state's own types are the only custom types a checkpoint may contain.
+    allowed = [
+        (state_module.__name__, name)
+        for name in ("Action", "AnalystKind", "Phase", "ItemJudgement", "AnalystReport", "DirectionDecision",
+                     "SizedOrder", "PendingDecision", "Example", "RunState")
+    ]
     conn = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     try:
-        yield SqliteSaver(conn)
+        yield SqliteSaver(conn, serde=JsonPlusSerializer(allowed_msgpack_modules=allowed))
     finally:
         conn.close()
 
@@ -147,8 +158,13 @@ class RunOutcome:
 
 
 def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cache_mode: str | None = None,
-            cache_path: Path | None = None, stop_after_sessions: int | None = None, run_id: str | None = None) -> RunOutcome:
-    """Run (or resume) the scenario to the end of its test period. ``run_id`` pins the folder on resume."""
+            cache_path: Path | None = None, stop_after_sessions: int | None = None, run_id: str | None = None,
+            data: MarketData | None = None) -> RunOutcome:
+    """Run (or resume) the scenario to the end of its test period.
+
+    ``run_id`` pins the folder on resume; ``data`` replaces the configured source (tests use it to
+    run a poisoned or injected copy of a dataset through the same graph).
+    """
     run_id = run_id or config.run_id()
     run_dir = Path(config.runs_dir) / run_id
     ckpt = run_dir / "checkpoints.sqlite"
@@ -157,7 +173,7 @@ def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cach
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         (run_dir / "config.json").write_text(config.model_dump_json(indent=2), encoding="utf-8")
-    data = load_data(config)
+    data = data if data is not None else load_data(config)
     sched = schedule_for(config, data)
     thread = {"configurable": {"thread_id": run_id}, "recursion_limit": RECURSION_LIMIT}
     with checkpointer(run_dir) as saver:

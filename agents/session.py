@@ -7,6 +7,7 @@ named by session, and traces are keyed.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -62,9 +63,35 @@ def make_open_session(deps: Deps) -> Callable[[RunState], dict]:
     return node
 
 
+class FeedbackJournal:
+    """Keys of memory-feedback events already applied, appended and fsynced one per line.
+
+    Feedback changes importance additively, so applying it twice is not idempotent; a reward node
+    re-run after a crash skips the events this journal already holds.
+    """
+
+    def __init__(self, path) -> None:
+        self.path = path
+        self.keys: set[str] = set()
+        if path.exists():
+            self.keys = {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+    def apply_once(self, key: str, action: Callable[[], list]) -> list:
+        if key in self.keys:
+            return []
+        out = action()
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(key + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.keys.add(key)
+        return out
+
+
 def make_reward_node(deps: Deps) -> Callable[[RunState], dict]:
     """Release the reward parts maturing today; feed them back to the memories the decisions used."""
     label_h = deps.config.episode.adapter_label_horizon_days
+    journal = FeedbackJournal(deps.run_dir / "feedback_journal.txt")
 
     def node(state: RunState) -> dict:
         started = time.perf_counter()
@@ -81,7 +108,10 @@ def make_reward_node(deps: Deps) -> Callable[[RunState], dict]:
             if dec is None:
                 continue
             if dec.memory_ids:
-                moves += deps.memory.feedback(dec.memory_ids, comp.reward_part, as_of=view.decision_time)
+                moves += journal.apply_once(
+                    f"{comp.decision_id}:{comp.horizon}",
+                    lambda dec=dec, comp=comp: deps.memory.feedback(dec.memory_ids, comp.reward_part, as_of=view.decision_time),
+                )
             buffer.append(
                 {
                     "decision_id": comp.decision_id, "ticker": comp.ticker, "decision_index": comp.decision_index,
@@ -133,7 +163,9 @@ def make_reflect_node(deps: Deps) -> Callable[[RunState], dict]:
                 period = f"{deps.data.dates[rows[0]['decision_index']]} to {view.date}"
                 rendered = deps.prompts.render(agent, ticker=ticker, period=period, outcomes=outcomes, evidence=evidence)
                 messages = [ChatMessage(role=m["role"], content=m["content"]) for m in rendered.messages()]
-                res = deps.llm(agent).text(messages, agent=agent, max_tokens=deps.config.episode.lesson_max_tokens)
+                llm = deps.llm(agent)
+                calls_before = getattr(llm, "model_calls", 0)
+                res = llm.text(messages, agent=agent, max_tokens=deps.config.episode.lesson_max_tokens)
                 total = sum(r["reward_part"] for r in rows)
                 hits = sum(1 for r in rows if r["reward_part"] > 0)
                 lesson = (
@@ -148,7 +180,8 @@ def make_reflect_node(deps: Deps) -> Callable[[RunState], dict]:
                 deps.memory.add([item], as_of=view.decision_time)
                 lessons = (lessons + [lesson])[-20:]
                 _trace(deps, state, NodeName.REFLECT, ticker=ticker, lesson=lesson, prompt=rendered.user,
-                       llm_calls=[res.record.model_dump(mode="json")], latency_s=time.perf_counter() - started)
+                       llm_calls=[res.record.model_dump(mode="json")], model_calls=getattr(llm, "model_calls", 0) - calls_before,
+                       latency_s=time.perf_counter() - started)
             update["matured_buffer"] = []
             update["lessons"] = lessons
         refit_due = since_start > 0 and since_start % ep.refit_every_days == 0

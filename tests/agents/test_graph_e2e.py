@@ -1,0 +1,83 @@
+"""One end-to-end run of the whole graph on the embedded default: node order, final state,
+run-directory outputs, traces, model-call budget per ticker-day."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+
+import pandas as pd
+import pytest
+
+from agents.runtime import execute
+from agents.trace import read_traces
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from tests.agents.conftest import tiny_scenario
+
+    config = tiny_scenario(tmp_path_factory.mktemp("e2e"))
+    outcome = execute(config, resume=False, progress=False)
+    return config, outcome
+
+
+def test_run_finishes_and_writes_outputs(finished_run):
+    config, outcome = finished_run
+    assert outcome.finished
+    run_dir = outcome.run_dir
+    for name in ("metrics.json", "baselines.json", "equity.csv", "fills.csv", "equity.png", "traces.jsonl", "config.json"):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics) >= {"cumulative_return", "sharpe", "sortino", "max_drawdown", "calmar", "win_rate"}
+    equity = pd.read_csv(run_dir / "equity.csv")
+    assert len(equity) == config.episode.test_days  # one mark per test session
+    baselines = json.loads((run_dir / "baselines.json").read_text())
+    assert set(baselines) == {"buy_and_hold", "random", "macd", "rsi"}
+
+
+def test_node_order_within_a_session(finished_run):
+    _, outcome = finished_run
+    records = read_traces(outcome.run_dir)
+    day = 35
+    nodes = [r["node"] for r in records if r["day"] == day]
+    assert nodes[0] == "open_session" and nodes[1] == "reward"
+    analysts = {"news_analyst", "filings_analyst", "macro_analyst", "market_analyst"}
+    after = [n for n in nodes if n not in {"open_session", "reward", "reflect"}]
+    first_direction = after.index("direction")
+    assert set(after[:first_direction]) <= analysts and "market_analyst" in after[:first_direction]
+    assert after[first_direction:] == ["direction", "risk", "execute"]
+
+
+def test_final_state_and_phases(finished_run):
+    config, outcome = finished_run
+    records = read_traces(outcome.run_dir)
+    phases = {r["day"]: r["phase"] for r in records if r["node"] == "open_session"}
+    test_start = config.episode.warmup_days + config.episode.train_days
+    assert phases[test_start - 1] == "train" and phases[test_start] == "test"
+    assert any(r["node"] == "finish" for r in records)
+    assert any("adapter_fit" in r for r in records), "the reward adapter was fitted at the end of training"
+    assert any(r["node"] == "reflect" and r.get("lesson") for r in records), "reflection wrote a lesson"
+
+
+def test_traces_carry_prompts_probabilities_and_memories(finished_run):
+    _, outcome = finished_run
+    records = read_traces(outcome.run_dir)
+    directions = [r for r in records if r["node"] == "direction"]
+    assert directions and all(abs(sum(r["probs"].values()) - 1) < 1e-9 for r in directions)
+    assert all("UNTRUSTED DATA" in r["prompt"] for r in directions)
+    assert any(r["memories"] for r in directions)
+    risk = [r for r in records if r["node"] == "risk"]
+    assert all(0 <= r["target_weight"] <= 1.0 for r in risk)
+
+
+def test_model_calls_per_ticker_day_within_budget(finished_run):
+    _, outcome = finished_run
+    calls: dict[tuple, int] = defaultdict(int)
+    for r in read_traces(outcome.run_dir):
+        calls[(r["day"], r["ticker"])] += r.get("model_calls", 0)
+    per_day = Counter(calls.values())
+    assert sum(calls.values()) > 0
+    assert max(calls.values()) <= 6, per_day

@@ -1,0 +1,96 @@
+"""`run.py resume` after a real `kill -9` mid-run finishes with a ledger identical to an
+uninterrupted run of the same scenario."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _scenario_file(tmp_path: Path, runs: Path) -> Path:
+    raw = {
+        "name": "resume",
+        "seed": 5,
+        "runs_dir": str(runs),
+        "cache_dir": str(REPO / ".cache" / "tradegraph"),
+        "data": {"kind": "synthetic", "tickers": ["ACME"], "days": 52, "seed": 5, "signal": 0.8, "news_per_day": 1.5},
+        "llm": {"backends": {"local": {"kind": "local", "threads": 2}}, "cache": {"mode": "auto"}},
+        "episode": {"warmup_days": 30, "train_days": 8, "test_days": 6, "refit_every_days": 4, "reflect_every_days": 3},
+        "learning": {"min_examples": 4},
+    }
+    path = tmp_path / f"scenario-{runs.name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=REPO, capture_output=True, text=True, **kw)
+
+
+def _sessions_done(run_dir: Path) -> int:
+    path = run_dir / "traces.jsonl"
+    if not path.exists():
+        return 0
+    days = set()
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if rec.get("node") == "execute":
+            days.add(rec["day"])
+    return len(days)
+
+
+def test_kill_9_then_resume_gives_the_uninterrupted_ledger(tmp_path):
+    # Reference: an uninterrupted run.
+    ref_runs = tmp_path / "ref"
+    ref = _run(["run", str(_scenario_file(tmp_path, ref_runs)), "--no-progress"], timeout=900)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    (ref_dir,) = list(ref_runs.iterdir())
+
+    # Same scenario in another folder, killed with SIGKILL part-way through the training period.
+    runs = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "run.py"), "run", str(_scenario_file(tmp_path, runs)), "--no-progress"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.time() + 600
+    run_dir = None
+    while time.time() < deadline:
+        if runs.exists() and list(runs.iterdir()):
+            run_dir = next(runs.iterdir())
+            if _sessions_done(run_dir) >= 5:
+                break
+        if proc.poll() is not None:
+            pytest.fail("the run finished before it could be killed; lengthen the scenario")
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert run_dir is not None and not (run_dir / "metrics.json").exists()
+
+    resumed = _run(["resume", run_dir.name, "--runs-dir", str(runs), "--no-progress"], timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    for name in ("fills.csv", "equity.csv", "train_fills.csv", "train_equity.csv"):
+        a = pd.read_csv(ref_dir / name)
+        b = pd.read_csv(run_dir / name)
+        pd.testing.assert_frame_equal(a, b, check_exact=True, obj=name)
+    assert json.loads((ref_dir / "metrics.json").read_text()) == json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_resume_unknown_run_is_a_clear_error(tmp_path):
+    res = _run(["resume", "nope-123", "--runs-dir", str(tmp_path)], timeout=120)
+    assert res.returncode == 2
+    assert "no run 'nope-123'" in res.stderr
