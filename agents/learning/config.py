@@ -86,7 +86,7 @@ class LearningConfig(BaseModel):
         2.0, ge=0, description="z-score of the out-of-fold log-loss gain below which the model is judged to have no skill (shrink = 0)."
     )
     evidence_full: float = Field(
-        3.0, ge=0, description="z-score at and above which the calibrated scale is used in full; linear ramp from evidence_min."
+        2.5, ge=0, description="z-score at and above which the calibrated scale is used in full; linear ramp from evidence_min."
     )
     feature_cache: bool = Field(True, description="Keep computed hidden states in an on-disk SQLite cache (when a cache dir is given).")
 
