@@ -41,7 +41,7 @@ class AnalystsConfig(_Config):
     max_items_per_day: int = Field(
         12, ge=1, le=200, description="Most items one analyst judges per ticker and session (newest first); the rest are traced as skipped."
     )
-    max_item_chars: int = Field(300, ge=80, le=20_000, description="Characters of each item shown to the model.")
+    max_item_chars: int = Field(220, ge=80, le=20_000, description="Characters of each item shown to the model.")
     technical_lookback_days: int = Field(60, ge=20, description="Sessions of prices the market analyst summarises.")
 
 
@@ -56,6 +56,10 @@ class DirectionConfig(_Config):
         1.0, ge=0, le=5, description="Weight of the reward-adapted signal head (see learning) in the decision."
     )
     technical_weight: float = Field(0.5, ge=0, le=5, description="Weight of the market analyst's trend view.")
+    calibration_min_n: int = Field(
+        5, ge=1, description="Past answers needed before the LLM's and the trend call's deviations from their own running "
+        "mean count as evidence (batch calibration removes a model's standing bias, e.g. always favouring buy).",
+    )
     hold_prior: float = Field(
         0.3, gt=0, lt=1, description="Probability mass the signal side gives to hold before evidence."
     )
@@ -70,8 +74,8 @@ class DirectionConfig(_Config):
         20.0, ge=0, description="Pseudo-observations at 0.5 mixed into the adapter's base rate, so a short training period "
         "cannot make the agent bet on a drift it barely saw.",
     )
-    memories_in_prompt: int = Field(5, ge=0, le=50, description="Most memories shown in the direction prompt (best scores first).")
-    memory_chars_in_prompt: int = Field(160, ge=40, le=4000, description="Characters of each memory or lesson shown in the direction prompt.")
+    memories_in_prompt: int = Field(4, ge=0, le=50, description="Most memories shown in the direction prompt (best scores first).")
+    memory_chars_in_prompt: int = Field(120, ge=40, le=4000, description="Characters of each memory or lesson shown in the direction prompt.")
 
 
 class RiskConfig(_Config):
@@ -102,9 +106,15 @@ class EpisodeConfig(_Config):
     reflect_every_days: int = Field(
         5, ge=1, description="Write a reflection lesson from the rewards matured in the last this-many sessions."
     )
-    adapter_label_horizon_days: int = Field(
-        7, ge=1, description="A news item becomes a training example once this reward horizon (one of rewards.horizons_days) has matured; "
-        "its label is the momentum accumulated over the horizons matured by then.",
+    adapter_label_horizons_days: tuple[int, ...] = Field(
+        (1, 3),
+        description="Horizons of the short-term momentum reward the adapter learns from: a news item becomes a training example "
+        "once all of them have matured, labelled with sum_h (p[t+h] - p[t]) / p[t] (the reward of a unit long position).",
+    )
+    bootstrap_from_history: bool = Field(
+        True,
+        description="At the first decision, turn the warm-up period's news (whose label horizons have already matured) into "
+        "training examples and fit the adapter. Point-in-time safe: only history public by the first decision is used.",
     )
     example_text_chars: int = Field(200, ge=20, le=4000, description="Characters of an article body kept with its headline as a training example.")
     lesson_max_tokens: int = Field(32, ge=4, le=512, description="Most tokens a reflection lesson or belief update may generate.")
@@ -130,10 +140,10 @@ class ScenarioConfig(_Config):
 
     @model_validator(mode="after")
     def _risk_within_broker(self) -> ScenarioConfig:
-        if self.episode.adapter_label_horizon_days not in self.rewards.horizons_days:
+        labels = self.episode.adapter_label_horizons_days
+        if not labels or any(h <= 0 for h in labels) or list(labels) != sorted(set(labels)):
             raise ValueError(
-                f"episode.adapter_label_horizon_days ({self.episode.adapter_label_horizon_days}) must be one of "
-                f"rewards.horizons_days {list(self.rewards.horizons_days)}"
+                f"episode.adapter_label_horizons_days must be positive, unique and increasing, got {list(labels)}"
             )
         if self.risk.max_position_fraction > self.broker.max_position_fraction:
             raise ValueError(

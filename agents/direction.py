@@ -38,16 +38,37 @@ def evidence_signal(evidence_logits: Sequence[float], weights: Sequence[float], 
     return _sigmoid(_logit(base_rate) + sum(w * e for e, w in zip(evidence_logits, weights, strict=True)))
 
 
+def running_mean(stats: dict[str, float] | None, values: dict[str, float]) -> dict[str, float]:
+    """Update a running mean kept as {"n": count, key: mean, ...}."""
+    stats = dict(stats or {"n": 0.0})
+    n = stats["n"] + 1.0
+    for k, v in values.items():
+        stats[k] = stats.get(k, 0.0) + (v - stats.get(k, 0.0)) / n
+    stats["n"] = n
+    return stats
+
+
+def centred(values: dict[str, float], stats: dict[str, float] | None, min_n: float) -> dict[str, float]:
+    """Batch calibration (Zhou et al. 2023): subtract what the model says on average, so only its
+    reaction to *this* input counts. Until ``min_n`` past answers exist the values count as zero."""
+    if not stats or stats.get("n", 0.0) < min_n:
+        return dict.fromkeys(values, 0.0)
+    return {k: v - stats.get(k, 0.0) for k, v in values.items()}
+
+
 def combine(
-    p_llm: dict[str, float], p_up: float, trend: dict[str, float] | None, *, llm_weight: float, signal_weight: float,
+    llm_logits: dict[str, float], p_up: float, tilt: float, *, llm_weight: float, signal_weight: float,
     technical_weight: float, hold_prior: float,
 ) -> dict[str, float]:
-    """Product of experts over buy/sell/hold, normalised."""
+    """Product of experts over buy/sell/hold, normalised.
+
+    ``llm_logits``: the LLM's (centred) log-probabilities per action; ``p_up``: the news signal;
+    ``tilt``: the (centred) trend call, P(bullish) - P(bearish).
+    """
     sig = {"buy": p_up * (1 - hold_prior), "sell": (1 - p_up) * (1 - hold_prior), "hold": hold_prior}
-    tilt = 0.0 if trend is None else trend.get("bullish", 0.0) - trend.get("bearish", 0.0)
     logs = {}
     for a in ACTIONS:
-        value = llm_weight * math.log(max(p_llm.get(a, 1 / 3), 1e-9)) + signal_weight * math.log(max(sig[a], 1e-9))
+        value = llm_weight * llm_logits.get(a, 0.0) + signal_weight * math.log(max(sig[a], 1e-9))
         value += technical_weight * (tilt if a == "buy" else -tilt if a == "sell" else 0.0)
         logs[a] = value
     top = max(logs.values())
@@ -65,6 +86,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
         deps.adapter.ensure(state.adapter_version)
         broker_weights = state.broker.get("weights", {}) if isinstance(state.broker, dict) else {}
         decisions: dict[str, DirectionDecision] = {}
+        calibration = dict(state.calibration)
         for ticker in view.tickers:
             started = time.perf_counter()
             scored = deps.memory.query(
@@ -94,10 +116,10 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                 age_days = max(0.0, (view.decision_time - item.public_at).total_seconds() / 86400.0)
                 weight = (item.relevance_prob or 0.0) * 0.5 ** (age_days / cfg.news_half_life_days)
                 if p_ad is not None:  # the reward-trained head: its deviation from the base rate
-                    evidence = _logit(p_ad) - _logit(base)
+                    deviation = _logit(p_ad) - _logit(base)
                 else:  # before the head is trained: the analyst's own impact call, damped
-                    evidence = cfg.analyst_evidence_logit * float(item.impact_score or 0.0)
-                evidence_logits.append(evidence)
+                    deviation = cfg.analyst_evidence_logit * float(item.impact_score or 0.0)
+                evidence_logits.append(deviation)
                 weights.append(weight)
             p_up = evidence_signal(evidence_logits, weights, base)
             trend = state.reports.get(f"market:{ticker}")
@@ -110,7 +132,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                 f"{item.text.splitlines()[0][: cfg.memory_chars_in_prompt]}"
                 for item, score in shown
             ) or "(no memories yet)"
-            lesson_block = "\n".join(f"- {s.item.text[: cfg.memory_chars_in_prompt]}" for s in lessons[:2]) or "(no lessons yet)"
+            lesson_block = "\n".join(f"- {s.item.text[: cfg.memory_chars_in_prompt]}" for s in lessons[:1]) or "(no lessons yet)"
             technical = (trend.summary if trend else "(no technical view)") + (
                 f"\ntrend call: {', '.join(f'{k} {v:.2f}' for k, v in trend_probs.items())}" if trend_probs else ""
             )
@@ -123,8 +145,15 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
             calls_before = getattr(llm, "model_calls", 0)
             res = llm.choose(messages, ACTIONS, agent=agent, fallback=Action.HOLD.value)
             model_calls = getattr(llm, "model_calls", 0) - calls_before
+            llm_logs = {a: math.log(max(res.probs.get(a, 1e-9), 1e-9)) for a in ACTIONS}
+            raw_tilt = {"tilt": (trend_probs.get("bullish", 0.0) - trend_probs.get("bearish", 0.0)) if trend_probs else 0.0}
+            key_llm, key_trend = f"direction:{ticker}", f"trend:{ticker}"
+            llm_centred = centred(llm_logs, calibration.get(key_llm), cfg.calibration_min_n)
+            tilt = centred(raw_tilt, calibration.get(key_trend), cfg.calibration_min_n)["tilt"]
+            calibration[key_llm] = running_mean(calibration.get(key_llm), llm_logs)
+            calibration[key_trend] = running_mean(calibration.get(key_trend), raw_tilt)
             probs = combine(
-                res.probs, p_up, trend_probs, llm_weight=cfg.llm_weight, signal_weight=cfg.adapter_weight,
+                llm_centred, p_up, tilt, llm_weight=cfg.llm_weight, signal_weight=cfg.adapter_weight,
                 technical_weight=cfg.technical_weight, hold_prior=cfg.hold_prior,
             )
             action = Action(max(ACTIONS, key=lambda a: probs[a]))
@@ -143,7 +172,10 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                 p_up=probs["buy"] / max(1e-12, probs["buy"] + probs["sell"]),
                 rationale=rationale,
                 memory_ids=[item.id for item, _ in evidence],
-                components={"llm": res.probs, "news_p_up": p_up, "trend": trend_probs, "base_rate": base},
+                components={
+                    "llm": res.probs, "llm_centred": llm_centred, "news_p_up": p_up, "trend": trend_probs,
+                    "trend_tilt_centred": tilt, "base_rate": base,
+                },
             )
             deps.tracer.write(
                 day=state.day,
@@ -164,7 +196,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                 model_calls=model_calls,
                 latency_s=time.perf_counter() - started,
             )
-        return {"decisions": decisions}
+        return {"decisions": decisions, "calibration": calibration}
 
     node.__name__ = NodeName.DIRECTION.value
     return node

@@ -70,7 +70,7 @@ def _local_model_settings(config: ScenarioConfig) -> tuple[str | None, int]:
 def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_id: str, accounting_state: dict | None = None,
                cache_mode: str | None = None, cache_path: Path | None = None) -> tuple[Deps, Callable[[], None]]:
     """Everything the nodes need; returns (deps, close)."""
-    from agents.learning.features import HiddenStateFeaturizer
+    from agents.learning.adapter import make_featurizer
     from agents.llm.accounting import Accounting
     from agents.llm.cache import LLMCache
     from agents.llm.factory import LLMPool, make_llm
@@ -95,11 +95,8 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
     learning = config.learning
 
     def featurizer() -> Any:
-        local = load_local_model(model_path, threads=threads, cache_dir=Path(config.cache_dir) / "models")
-        return HiddenStateFeaturizer(
-            local, layer=learning.layer, max_tokens=learning.max_tokens, batch_size=learning.batch_size,
-            cache_dir=Path(config.cache_dir) / "features", use_disk_cache=learning.feature_cache,
-        )
+        local = load_local_model(model_path, threads=threads)  # same process-wide instance as the local backend
+        return make_featurizer(local, learning, cache_dir=Path(config.cache_dir) / "features")
 
     deps = Deps(
         config=config, data=data, llms=llms, memory=memory, prompts=PromptLibrary(),

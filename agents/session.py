@@ -21,7 +21,8 @@ from agents.risk import SizingLimits, enforce_gross_exposure, size_position
 from agents.state import Action, Example, NodeName, PendingDecision, Phase, RunState, SizedOrder
 from env.broker import Broker, TargetWeightOrder
 from env.records import SourceType
-from rewards.momentum import DecisionRecord, RewardTracker, historical_cvar
+from rewards.config import RewardConfig
+from rewards.momentum import DecisionRecord, RewardTracker
 
 
 def load_broker(deps: Deps, state: dict[str, Any]) -> Broker:
@@ -90,7 +91,8 @@ class FeedbackJournal:
 
 def make_reward_node(deps: Deps) -> Callable[[RunState], dict]:
     """Release the reward parts maturing today; feed them back to the memories the decisions used."""
-    label_h = deps.config.episode.adapter_label_horizon_days
+    ep = deps.config.episode
+    label_cfg = RewardConfig(horizons_days=ep.adapter_label_horizons_days, lam=0.0, normalize=True)
     journal = FeedbackJournal(deps.run_dir / "feedback_journal.txt")
 
     def node(state: RunState) -> dict:
@@ -119,18 +121,34 @@ def make_reward_node(deps: Deps) -> Callable[[RunState], dict]:
                     "momentum_part": comp.momentum_part, "action": dec.action.value, "complete": comp.complete,
                 }
             )
-            if comp.horizon == label_h:
-                # The momentum a unit long position earned over the matured horizons: the adapter's label.
-                rec_parts = sum(b["momentum_part"] for b in buffer if b["decision_id"] == comp.decision_id)
-                examples += [Example(text=t, outcome=rec_parts, index=dec.index) for t in dec.item_texts]
             if comp.complete:
                 pending.pop(comp.decision_id, None)
+        # The adapter's labels: the short-horizon momentum reward of a unit long position after each
+        # session's news, released by its own tracker as it matures.
+        labels = RewardTracker.from_state_dict(label_cfg, state.label_rewards) if state.label_rewards else RewardTracker(label_cfg)
+        label_texts = dict(state.label_texts)
+        if ep.bootstrap_from_history and state.day == state.first_day and not examples:
+            examples = history_examples(deps, view, label_cfg.horizons_days)
+        for comp in labels.release(state.day, closes):
+            if comp.complete:
+                texts = label_texts.pop(comp.decision_id, [])
+                examples += [Example(text=t, outcome=comp.partial_reward, index=comp.decision_index) for t in texts]
+        chars = ep.example_text_chars
+        for ticker in view.tickers:
+            texts = [f"{n.headline}. {n.body[:chars]}" for n in view.news(ticker, since=state.prev_day)]
+            if texts:
+                key = f"{ticker}:{state.day}"
+                labels.record(DecisionRecord(key, ticker, state.day, closes[ticker], direction=1.0, quantity=0.0))
+                label_texts[key] = texts
         _trace(
             deps, state, NodeName.REWARD,
             matured=[c.__dict__ for c in matured], moves=[m.model_dump(mode="json") for m in moves],
             latency_s=time.perf_counter() - started,
         )
-        return {"rewards": tracker.state_dict(), "pending": pending, "matured_buffer": buffer, "examples": examples}
+        return {
+            "rewards": tracker.state_dict(), "pending": pending, "matured_buffer": buffer, "examples": examples,
+            "label_rewards": labels.state_dict(), "label_texts": label_texts,
+        }
 
     node.__name__ = NodeName.REWARD.value
     return node
@@ -184,9 +202,9 @@ def make_reflect_node(deps: Deps) -> Callable[[RunState], dict]:
                        latency_s=time.perf_counter() - started)
             update["matured_buffer"] = []
             update["lessons"] = lessons
-        refit_due = since_start > 0 and since_start % ep.refit_every_days == 0
+        refit_due = since_start % ep.refit_every_days == 0  # includes the first decision (history bootstrap)
         if deps.config.learning.enabled and (refit_due or state.day == state.test_start) and state.examples:
-            usable = [e.model_dump() for e in state.examples if e.index + deps.config.episode.adapter_label_horizon_days <= state.day]
+            usable = [e.model_dump() for e in state.examples if e.index + max(ep.adapter_label_horizons_days) <= state.day]
             if usable and state.adapter_version != state.day:
                 report = deps.adapter.fit(usable, version=state.day)
                 update["adapter_version"] = state.day
@@ -264,15 +282,9 @@ def make_execute_node(deps: Deps) -> Callable[[RunState], dict]:
                     direction=float(np.sign(s.target_weight)), quantity=abs(s.target_weight), cvar=s.cvar,
                 )
             )
-            texts = [
-                j_text
-                for rep in state.reports.values()
-                if rep.ticker == ticker and rep.analyst.value == "news"
-                for j_text in _texts(deps, view, ticker, [j.item_id for j in rep.judgements])
-            ]
             pending[dec_id] = PendingDecision(
                 ticker=ticker, index=state.day, action=s.action,
-                memory_ids=state.decisions[ticker].memory_ids if ticker in state.decisions else [], item_texts=texts,
+                memory_ids=state.decisions[ticker].memory_ids if ticker in state.decisions else [],
             )
         _trace(deps, state, NodeName.EXECUTE, order_ids=ids, orders=[o._asdict() for o in orders])
         return {"broker": broker.state_dict(), "rewards": tracker.state_dict(), "pending": pending}
@@ -281,11 +293,28 @@ def make_execute_node(deps: Deps) -> Callable[[RunState], dict]:
     return node
 
 
-def _texts(deps: Deps, view, ticker: str, item_ids: list[str]) -> list[str]:
-    """Headline + body excerpt of the news items judged today (public by now, so safe to read)."""
-    wanted = set(item_ids)
+def history_examples(deps: Deps, view, horizons: tuple[int, ...]) -> list[Example]:
+    """Examples from news public before the first decision whose label horizons matured by then.
+
+    Each item counts from the first session whose close is at or after its publication (when it
+    became usable); its label is sum_h (close[s+h] - close[s]) / close[s]. Only prices up to today
+    are read (through the view), so this is point-in-time safe.
+    """
+    import bisect
+
     chars = deps.config.episode.example_text_chars
-    return [f"{n.headline}. {n.body[:chars]}" for n in view.news(ticker) if n.id in wanted]
+    closes_utc = deps.data.closes_utc[: view.index + 1]
+    out: list[Example] = []
+    for ticker in view.tickers:
+        closes = view.series(ticker, "close")
+        for n in view.news(ticker):
+            s = bisect.bisect_left(closes_utc, n.public_at)
+            if s + max(horizons) > view.index:
+                continue
+            outcome = sum(closes[s + h] - closes[s] for h in horizons) / closes[s]
+            out.append(Example(text=f"{n.headline}. {n.body[:chars]}", outcome=float(outcome), index=s))
+    out.sort(key=lambda e: e.index)
+    return out
 
 
 def make_close_session(deps: Deps) -> Callable[[RunState], dict]:

@@ -109,13 +109,12 @@ class SizedOrder(_Model):
 
 
 class PendingDecision(_Model):
-    """What a decision relied on, kept until its reward matures (for feedback and adaptation)."""
+    """What a decision relied on, kept until its reward matures (for memory feedback and reflection)."""
 
     ticker: str
     index: int
     action: Action
     memory_ids: list[str]
-    item_texts: list[str]
 
 
 class Example(_Model):
@@ -152,7 +151,12 @@ class RunState(_Model):
     pending: dict[str, PendingDecision] = Field(default_factory=dict)
     matured_buffer: list[dict[str, Any]] = Field(default_factory=list)
     examples: list[Example] = Field(default_factory=list)
+    label_rewards: dict[str, Any] = Field(default_factory=dict, description="Tracker of the adapter's short-horizon label reward.")
+    label_texts: dict[str, list[str]] = Field(default_factory=dict, description="News texts waiting for their label to mature.")
     adapter_version: int = -1
+    calibration: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Running means of the LLM's answers per agent and ticker (batch calibration)."
+    )
     lessons: list[str] = Field(default_factory=list)
     beliefs: dict[str, str] = Field(default_factory=dict)
     counters: dict[str, float] = Field(default_factory=dict)

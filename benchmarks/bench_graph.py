@@ -1,0 +1,107 @@
+"""Agent-graph speed on the embedded default: wall time per ticker-day cold, model calls per
+ticker-day, and the same run replayed from the LLM cache.
+
+    .venv/bin/python benchmarks/bench_graph.py [--sessions 20] [--tickers 1]
+
+Targets on 2 cores: <= 2 s per ticker-day cold, <= 20 ms replayed, <= 6 model calls per ticker-day.
+"Cold" means no LLM cache (the model is loaded and converted beforehand and timed separately).
+The replayed run makes zero model calls for answers; hidden-state features for the reward adapter
+come from the on-disk feature cache written by the cold run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agents.config import parse_scenario  # noqa: E402
+from agents.runtime import execute  # noqa: E402
+from agents.trace import read_traces  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def scenario(runs: Path, cache_dir: Path, sessions: int, tickers: int, mode: str, cache_path: Path):
+    names = ["ACME", "BOLT", "CRUX", "DYNO", "ECHO"][:tickers]
+    train = max(1, sessions * 2 // 3)
+    return parse_scenario(
+        {
+            "name": "bench",
+            "seed": 1,
+            "runs_dir": str(runs),
+            "cache_dir": str(cache_dir),
+            "data": {"kind": "synthetic", "tickers": names, "days": 30 + sessions + 1, "seed": 1, "signal": 0.8},
+            "llm": {"backends": {"local": {"kind": "local", "threads": 2}}, "cache": {"mode": mode, "path": str(cache_path)}},
+            "episode": {"warmup_days": 30, "train_days": train, "test_days": sessions - train, "refit_every_days": 10},
+        },
+        "bench scenario",
+    )
+
+
+def per_ticker_day(run_dir: Path) -> tuple[dict[tuple, float], dict[tuple, int]]:
+    lat: dict[tuple, float] = defaultdict(float)
+    calls: dict[tuple, int] = defaultdict(int)
+    for r in read_traces(run_dir):
+        key = (r["day"], r["ticker"])
+        if r["ticker"]:
+            lat[key] += float(r.get("latency_s", 0.0))
+            calls[key] += int(r.get("model_calls", 0))
+    return lat, calls
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=20, help="Decision sessions (training + test).")
+    parser.add_argument("--tickers", type=int, default=1, help="Tickers traded (1-5).")
+    args = parser.parse_args()
+
+    from agents.llm.local_model import load_local_model
+
+    t0 = time.perf_counter()
+    load_local_model(None, threads=2)
+    load_s = time.perf_counter() - t0
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        cache_path = tmp / "llm.sqlite"
+        cold_cfg = scenario(tmp / "cold", tmp / "cache", args.sessions, args.tickers, "record", cache_path)
+        t0 = time.perf_counter()
+        cold = execute(cold_cfg, resume=False, progress=False)
+        cold_s = time.perf_counter() - t0
+        replay_cfg = scenario(tmp / "replay", tmp / "cache", args.sessions, args.tickers, "replay", cache_path)
+        t0 = time.perf_counter()
+        replay = execute(replay_cfg, resume=False, progress=False)
+        replay_s = time.perf_counter() - t0
+        assert cold.finished and replay.finished
+        ticker_days = args.sessions * args.tickers
+        _, calls = per_ticker_day(cold.run_dir)
+        _, replay_calls = per_ticker_day(replay.run_dir)
+        same = (cold.run_dir / "fills.csv").read_text() == (replay.run_dir / "fills.csv").read_text()
+
+    rows = [
+        ("model load (converted cache)", f"{load_s:.2f} s", ""),
+        ("cold: wall per ticker-day", f"{cold_s / ticker_days:.3f} s", "<= 2 s"),
+        ("cold: model calls per ticker-day (mean)", f"{statistics.mean(calls.values()):.2f}", "<= 6"),
+        ("cold: model calls per ticker-day (max)", f"{max(calls.values())}", "<= 6"),
+        ("replay: wall per ticker-day", f"{replay_s / ticker_days * 1000:.1f} ms", "<= 20 ms"),
+        ("replay: model calls (total)", f"{sum(replay_calls.values())}", "0"),
+        ("replay: ledger identical to cold run", str(same), "True"),
+        ("cold / replay speed ratio", f"{cold_s / max(replay_s, 1e-9):.0f}x", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"agent graph, {args.sessions} sessions x {args.tickers} ticker(s) (whole run incl. outputs and baselines)")
+    print(f"{'measure':<{width}}  {'value':>12}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>12}  {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
