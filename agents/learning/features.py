@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from env.errors import ConfigError, DataError
+from agents.llm.local_model import on_model_thread
 
 CACHE_FILE_NAME = "hidden_states.sqlite"
 
@@ -159,6 +160,7 @@ class HiddenStateFeaturizer:
 
     # -- public features --------------------------------------------------------------------
 
+    @on_model_thread
     def pooled(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), hidden_size) float32: pooled hidden states of the wrapped texts at the feature layer."""
         found = self._fetch([self._key("pooled", self.feature_index, t) for t in texts], texts, "pooled")
@@ -166,6 +168,7 @@ class HiddenStateFeaturizer:
             return np.zeros((0, self.hidden_size), dtype=np.float32)
         return np.stack(found).astype(np.float32, copy=False)
 
+    @on_model_thread
     def token_states(self, texts: Sequence[str], index: int) -> list[np.ndarray]:
         """Per text, the (tokens, hidden_size) float32 hidden states at absolute ``index`` (unpadded)."""
         if not 0 <= index <= self.num_blocks:

@@ -26,7 +26,7 @@ from env.errors import LLMError
 
 from .base import CallRecord, ChatMessage, ChoiceRequest, ChoiceResult, StructuredResult, TextResult
 from .config import LocalBackendConfig
-from .local_model import LocalModel, load_local_model
+from .local_model import LocalModel, load_local_model, on_model_thread
 
 CONTENT_FREE = "N/A"
 _JSON_INSTRUCTION = (
@@ -162,6 +162,7 @@ class LocalBackend:
         new_tokens = output[0, len(prompt):]
         return tokenizer.decode(new_tokens, skip_special_tokens=True), int(new_tokens.shape[0])
 
+    @on_model_thread
     def text(
         self, messages: Sequence[ChatMessage], *, agent: str, max_tokens: int = 128, temperature: float = 0.0
     ) -> TextResult:
@@ -174,6 +175,7 @@ class LocalBackend:
         return TextResult(text=text, record=record)
 
     # ------------------------------------------------------------------ structured
+    @on_model_thread
     def structured(
         self, messages: Sequence[ChatMessage], schema: type[BaseModel], *, agent: str, fallback: BaseModel
     ) -> StructuredResult:
@@ -284,6 +286,7 @@ class LocalBackend:
         request = ChoiceRequest(messages=tuple(messages), options=tuple(options), fallback=fallback)
         return self.choose_many([request], agent=agent)[0]
 
+    @on_model_thread
     def choose_many(self, requests: Sequence[ChoiceRequest], *, agent: str) -> list[ChoiceResult]:
         """Score all requests in batches of ``config.batch_size`` prompts (content-free prompts included)."""
         if not requests:

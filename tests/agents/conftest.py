@@ -17,15 +17,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_scenario(tmp_path: Path, **overrides: Any) -> ScenarioConfig:
-    """30 warm-up sessions, 10 training, 6 test, one ticker; every model call goes to SmolLM2."""
+    """30 warm-up sessions, 6 training, 4 test, one ticker; every model call goes to SmolLM2."""
     raw: dict[str, Any] = {
         "name": "tiny",
         "seed": 3,
         "runs_dir": str(tmp_path / "runs"),
         "cache_dir": str(REPO / ".cache" / "tradegraph"),
-        "data": {"kind": "synthetic", "tickers": ["ACME"], "days": 60, "seed": 3, "signal": 0.8, "news_per_day": 1.5},
+        "data": {"kind": "synthetic", "tickers": ["ACME"], "days": 45, "seed": 3, "signal": 0.8, "news_per_day": 1.5},
         "llm": {"backends": {"local": {"kind": "local", "threads": 2}}, "cache": {"mode": "auto"}},
-        "episode": {"warmup_days": 30, "train_days": 10, "test_days": 6, "refit_every_days": 5, "reflect_every_days": 4},
+        "episode": {"warmup_days": 30, "train_days": 6, "test_days": 4, "refit_every_days": 5, "reflect_every_days": 3},
         "learning": {"min_examples": 4},
     }
     for dotted, value in overrides.items():

@@ -41,7 +41,7 @@ def test_run_finishes_and_writes_outputs(finished_run):
 def test_node_order_within_a_session(finished_run):
     _, outcome = finished_run
     records = read_traces(outcome.run_dir)
-    day = 35
+    day = 33
     nodes = [r["node"] for r in records if r["day"] == day]
     assert nodes[0] == "open_session" and nodes[1] == "reward"
     analysts = {"news_analyst", "filings_analyst", "macro_analyst", "market_analyst"}
