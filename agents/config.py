@@ -197,6 +197,11 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     raw = {} if raw is None else raw
+    return parse_scenario(apply_overrides(raw, overrides), str(path))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Set dotted paths (``{"data.signal": 0}``) in a raw scenario mapping, in place; returns it."""
     for dotted, value in (overrides or {}).items():
         target = raw
         *parents, leaf = dotted.split(".")
@@ -205,7 +210,7 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
             if not isinstance(target, dict):
                 raise ConfigError(f"override {dotted!r}: {key!r} is not a section")
         target[leaf] = value
-    return parse_scenario(raw, str(path))
+    return raw
 
 
 def scenario_json_schema() -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from agents.adaptation import AdapterHandle
-from agents.config import ScenarioConfig, parse_scenario
+from agents.config import ScenarioConfig, apply_overrides, parse_scenario
 from agents.deps import AGENT_NAMES, Deps
 from agents.graph import build_graph
 from agents.prompts import PromptLibrary
@@ -275,13 +275,7 @@ def load_run_config(runs_dir: Path, run_id: str, overrides: dict[str, Any] | Non
     path = Path(runs_dir) / run_id / "config.json"
     if not path.is_file():
         raise ResumeError(f"no run {run_id!r} under {runs_dir} (looked for {path})")
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    for dotted, value in (overrides or {}).items():
-        target = raw
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            target = target.setdefault(key, {})
-        target[leaf] = value
+    raw = apply_overrides(json.loads(path.read_text(encoding="utf-8")), overrides)
     config = parse_scenario(raw, str(path))
     if not overrides and config.run_id() != run_id:
         raise ResumeError(f"{path} no longer hashes to {run_id}; the run folder was edited")

@@ -202,6 +202,18 @@ def make_reflect_node(deps: Deps) -> Callable[[RunState], dict]:
                        latency_s=time.perf_counter() - started)
             update["matured_buffer"] = []
             update["lessons"] = lessons
+        if state.day == state.test_start and state.train_broker and "train" not in state.beliefs:
+            # End of the training episode: summarise what worked, keep it as a reflection memory.
+            text, record, prompt = belief_update(deps, state, "training", state.train_broker, state.first_day, state.test_start - 1)
+            update["beliefs"] = {**state.beliefs, "train": text}
+            for ticker in view.tickers:
+                item = make_memory_item(
+                    text=f"Beliefs after training: {text}", ticker=ticker, source_type=SourceType.REFLECTION.value,
+                    source_id=f"beliefs:train:{ticker}", url="", event_date=view.date, public_at=view.decision_time,
+                    reason="episode-end belief update", relevance=1.0, impact="neutral", impact_score=0.0, as_of=view.decision_time,
+                )
+                deps.memory.add([item], as_of=view.decision_time)
+            _trace(deps, state, NodeName.REFLECT, ticker="", seq=2, summary=text, prompt=prompt, llm_calls=[record.model_dump(mode="json")])
         refit_due = since_start % ep.refit_every_days == 0  # includes the first decision (history bootstrap)
         if deps.config.learning.enabled and (refit_due or state.day == state.test_start) and state.examples:
             usable = [e.model_dump() for e in state.examples if e.index + max(ep.adapter_label_horizons_days) <= state.day]
@@ -337,25 +349,35 @@ def route_after_close(state: RunState) -> str:
     return NodeName.OPEN_SESSION.value if state.day <= state.end_day else NodeName.FINISH.value
 
 
+def belief_update(deps: Deps, state: RunState, phase: str, broker_state: dict[str, Any], first: int, last: int) -> tuple[str, Any, str]:
+    """Episode-end belief update: what worked over sessions [first, last]. Returns (beliefs, call record, prompt)."""
+    broker = load_broker(deps, broker_state)
+    eq = broker.ledger.equity["equity"]
+    start, end = (float(eq.iloc[0]), float(eq.iloc[-1])) if len(eq) else (0.0, 0.0)
+    fills = len(broker.ledger.fills)
+    stats = (
+        f"{phase} period equity {start:,.0f} -> {end:,.0f} ({(end / start - 1) if start else 0:+.2%}), {fills} fills; "
+        f"lessons written so far: {len(state.lessons)}"
+    )
+    rendered = deps.prompts.render(
+        "belief_update", period=f"the {phase} period {deps.data.dates[first]} to {deps.data.dates[last]}",
+        stats=stats, lessons="\n".join(f"- {x}" for x in state.lessons[-6:]) or "(none)",
+    )
+    messages = [ChatMessage(role=m["role"], content=m["content"]) for m in rendered.messages()]
+    res = deps.llm("reflection").text(messages, agent="reflection", max_tokens=deps.config.episode.lesson_max_tokens)
+    return stats + " " + res.text.strip().replace("\n", " ")[:600], res.record, rendered.user
+
+
 def make_finish_node(deps: Deps) -> Callable[[RunState], dict]:
-    """Episode-end belief update: what worked over the test period."""
-    agent = "reflection"
+    """Episode-end belief update for the test period, and pending orders recorded as unfilled."""
 
     def node(state: RunState) -> dict:
         broker = load_broker(deps, state.broker)
         broker.expire_pending("end of the test period")
-        eq = broker.ledger.equity
-        first, last = (float(eq["equity"].iloc[0]), float(eq["equity"].iloc[-1])) if len(eq) else (0.0, 0.0)
-        stats = f"test period equity {first:,.0f} -> {last:,.0f} ({(last / first - 1) if first else 0:+.2%}); lessons written: {len(state.lessons)}"
-        rendered = deps.prompts.render(
-            "belief_update", period=f"test period {deps.data.dates[state.test_start]} to {deps.data.dates[state.end_day]}",
-            stats=stats, lessons="\n".join(f"- {x}" for x in state.lessons[-8:]) or "(none)",
-        )
-        res = deps.llm(agent).text([ChatMessage(role=m["role"], content=m["content"]) for m in rendered.messages()], agent=agent, max_tokens=deps.config.episode.lesson_max_tokens)
-        beliefs = dict(state.beliefs)
-        beliefs["test"] = stats + " " + res.text.strip()[:600]
+        text, record, prompt = belief_update(deps, state, "test", broker.state_dict(), state.test_start, state.end_day)
+        beliefs = {**state.beliefs, "test": text}
         deps.tracer.write(day=state.end_day, date=str(deps.data.dates[state.end_day]), phase="done", node=NodeName.FINISH.value,
-                          summary=beliefs["test"], prompt=rendered.user, llm_calls=[res.record.model_dump(mode="json")])
+                          summary=text, prompt=prompt, llm_calls=[record.model_dump(mode="json")])
         return {"phase": Phase.DONE, "broker": broker.state_dict(), "beliefs": beliefs}
 
     node.__name__ = NodeName.FINISH.value

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agents.config import ScenarioConfig, parse_scenario
+from agents.config import ScenarioConfig, apply_overrides, parse_scenario
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,13 +28,7 @@ def tiny_scenario(tmp_path: Path, **overrides: Any) -> ScenarioConfig:
         "episode": {"warmup_days": 30, "train_days": 6, "test_days": 4, "refit_every_days": 5, "reflect_every_days": 3},
         "learning": {"min_examples": 4},
     }
-    for dotted, value in overrides.items():
-        target = raw
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            target = target.setdefault(key, {})
-        target[leaf] = value
-    return parse_scenario(raw, "tiny scenario")
+    return parse_scenario(apply_overrides(raw, overrides), "tiny scenario")
 
 
 @pytest.fixture

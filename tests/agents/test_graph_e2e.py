@@ -81,3 +81,21 @@ def test_model_calls_per_ticker_day_within_budget(finished_run):
     per_day = Counter(calls.values())
     assert sum(calls.values()) > 0
     assert max(calls.values()) <= 6, per_day
+
+
+def test_training_episode_ends_with_a_belief_update(finished_run):
+    config, outcome = finished_run
+    test_start = config.episode.warmup_days + config.episode.train_days
+    beliefs = [r for r in read_traces(outcome.run_dir) if r["node"] == "reflect" and r["day"] == test_start and r.get("summary")]
+    assert beliefs and beliefs[0]["summary"].startswith("training period equity")
+
+
+def test_trace_command_prints_readable_records(finished_run, capsys):
+    import run
+
+    config, outcome = finished_run
+    code = run.main(["trace", outcome.run_id, "--runs-dir", str(config.runs_dir), "--agent", "direction", "--day", "33"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "direction" in out and "probs: buy=" in out and "prompt (user):" in out
+    assert run.main(["trace", outcome.run_id, "--runs-dir", str(config.runs_dir), "--agent", "nope"]) == 1
