@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ class TraceWriter:
             "phase": phase,
             "node": node,
             "ticker": ticker,
+            "wall_time": time.time(),  # for profiling only; simulated time is `date`
             **fields,
         }
         line = json.dumps(record, default=_json_default, ensure_ascii=False)
