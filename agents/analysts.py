@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from agents.deps import Deps
-from agents.llm.base import ChatMessage, ChoiceRequest, ChoiceResult
+from agents.llm.base import ChoiceRequest, ChoiceResult
 from agents.memory_items import make_memory_item
 from agents.state import AnalystKind, AnalystReport, ItemJudgement, NodeName, RunState
 from env.market import MarketView
@@ -74,10 +74,6 @@ TEXT_ANALYSTS: dict[AnalystKind, tuple[UnitReader, str]] = {
 }
 
 
-def _messages(rendered) -> tuple[ChatMessage, ...]:
-    return tuple(ChatMessage(role=m["role"], content=m["content"]) for m in rendered.messages())
-
-
 def judge_reason(kind: AnalystKind, probs: dict[str, float], adapter_p_up: float | None) -> tuple[str, float, str]:
     """The one-sentence reason, the impact score P(pos) - P(neg), and the impact label."""
     relevance = 1.0 - probs["irrelevant"]
@@ -113,9 +109,7 @@ def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
             if units:
                 requests = [
                     ChoiceRequest(
-                        messages=_messages(
-                            deps.prompts.render(agent, ticker=ticker, date=str(view.date), item=u.text)
-                        ),
+                        messages=deps.prompts.render(agent, ticker=ticker, date=str(view.date), item=u.text).chat(),
                         options=IMPACT_OPTIONS,
                         fallback="irrelevant",
                     )
@@ -247,7 +241,7 @@ def make_market_analyst(deps: Deps) -> Callable[[RunState], dict]:
             rendered = deps.prompts.render(agent, ticker=ticker, date=str(view.date), summary=summary)
             llm = deps.llm(agent)
             calls_before = getattr(llm, "model_calls", 0)
-            res = llm.choose(_messages(rendered), TREND_OPTIONS, agent=agent, fallback="neutral")
+            res = llm.choose(rendered.chat(), TREND_OPTIONS, agent=agent, fallback="neutral")
             reports[f"market:{ticker}"] = AnalystReport(
                 analyst=AnalystKind.MARKET, ticker=ticker, day=state.day, trend_probs=res.probs, summary=summary
             )

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Sequence
 
 from agents.deps import Deps
-from agents.llm.base import ChatMessage
 from agents.state import Action, AnalystKind, DirectionDecision, NodeName, RunState
 
 ACTIONS = (Action.BUY.value, Action.SELL.value, Action.HOLD.value)
@@ -140,7 +139,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                 agent, ticker=ticker, date=str(view.date), position=position, technical=technical,
                 memories=mem_block, lessons=lesson_block,
             )
-            messages = tuple(ChatMessage(role=m["role"], content=m["content"]) for m in rendered.messages())
+            messages = rendered.chat()
             llm = deps.llm(agent)
             calls_before = getattr(llm, "model_calls", 0)
             res = llm.choose(messages, ACTIONS, agent=agent, fallback=Action.HOLD.value)

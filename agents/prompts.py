@@ -79,6 +79,12 @@ class RenderedPrompt:
     def messages(self) -> list[dict[str, str]]:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
 
+    def chat(self) -> tuple[Any, ...]:
+        """The prompt as the LLM interface's ``ChatMessage`` tuple."""
+        from agents.llm.base import ChatMessage
+
+        return tuple(ChatMessage(role=m["role"], content=m["content"]) for m in self.messages())
+
 
 class PromptTemplate:
     """One parsed template file."""

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from agents.deps import Deps
-from agents.llm.base import ChatMessage
 from agents.memory_items import make_memory_item
 from agents.risk import SizingLimits, enforce_gross_exposure, size_position
 from agents.state import Action, Example, NodeName, PendingDecision, Phase, RunState, SizedOrder
@@ -180,7 +179,7 @@ def make_reflect_node(deps: Deps) -> Callable[[RunState], dict]:
                 evidence = "\n".join(f"- {m.text[:200]}" for m in deps.memory.get(list(dict.fromkeys(mem_ids))[:6])) or "(none)"
                 period = f"{deps.data.dates[rows[0]['decision_index']]} to {view.date}"
                 rendered = deps.prompts.render(agent, ticker=ticker, period=period, outcomes=outcomes, evidence=evidence)
-                messages = [ChatMessage(role=m["role"], content=m["content"]) for m in rendered.messages()]
+                messages = rendered.chat()
                 llm = deps.llm(agent)
                 calls_before = getattr(llm, "model_calls", 0)
                 res = llm.text(messages, agent=agent, max_tokens=deps.config.episode.lesson_max_tokens)
@@ -363,7 +362,7 @@ def belief_update(deps: Deps, state: RunState, phase: str, broker_state: dict[st
         "belief_update", period=f"the {phase} period {deps.data.dates[first]} to {deps.data.dates[last]}",
         stats=stats, lessons="\n".join(f"- {x}" for x in state.lessons[-6:]) or "(none)",
     )
-    messages = [ChatMessage(role=m["role"], content=m["content"]) for m in rendered.messages()]
+    messages = rendered.chat()
     res = deps.llm("reflection").text(messages, agent="reflection", max_tokens=deps.config.episode.lesson_max_tokens)
     return stats + " " + res.text.strip().replace("\n", " ")[:600], res.record, rendered.user
 
