@@ -68,8 +68,20 @@ class AdapterHandle:
         return [float(p) for p in self._adapter.predict_proba(list(texts))]
 
     def base_rate(self) -> float:
-        """The adapter's P(up) without text, shrunk toward 0.5 by ``base_rate_prior_n`` pseudo-observations."""
+        """The adapter's own P(up) without text: the reference its predictions deviate from.
+
+        Magnitude-weighted like its training loss, so a few large down moves pull it below the
+        share of up days; use it only to read a prediction's *deviation*, never as a prior.
+        """
         if self._adapter is None or self._adapter.report is None:
             return 0.5
-        n = float(self._adapter.report.n_labelled)
-        return (self._adapter.base_rate * n + 0.5 * self.base_rate_prior_n) / max(1e-9, n + self.base_rate_prior_n)
+        return self._adapter.base_rate
+
+    def prior_p_up(self) -> float:
+        """P(up) before reading any text: the unweighted share of up outcomes, shrunk toward 0.5 by
+        ``base_rate_prior_n`` pseudo-observations (0.5 before the first fit)."""
+        if self._adapter is None or self._adapter.report is None:
+            return 0.5
+        report = self._adapter.report
+        n = float(report.n_labelled)
+        return (report.up_share * n + 0.5 * self.base_rate_prior_n) / max(1e-9, n + self.base_rate_prior_n)

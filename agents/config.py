@@ -82,6 +82,12 @@ class RiskConfig(_Config):
     """Sizing: scaled Kelly under a CVaR budget, then hard limits enforced in code."""
 
     kelly_scale: float = Field(0.5, gt=0, le=1, description="Fraction of the full Kelly bet to take (half-Kelly by default).")
+    neutral_weight: float = Field(
+        0.0, ge=-1, le=1,
+        description="Strategic weight the Kelly bet is added to: the position a buy or sell aims at when the direction "
+        "probability carries no edge. 0 is pure Kelly (flat without an edge); 0.5 holds half the market when the signal is "
+        "uninformative, so an agent without skill tracks buy-and-hold's Sharpe instead of sitting in cash. Hard limits still apply.",
+    )
     payoff_window_days: int = Field(60, ge=10, description="Sessions of past returns for the win/loss payoff ratio.")
     cvar_alpha: float = Field(0.05, gt=0, lt=0.5, description="Tail probability of the historical CVaR.")
     cvar_budget: float = Field(

@@ -71,15 +71,22 @@ def size_position(
     cvar_alpha: float,
     cvar_budget: float,
     limits: SizingLimits,
+    neutral_weight: float = 0.0,
 ) -> SizingResult:
-    """Target weight for one ticker. ``action`` is buy/sell/hold; ``p_up`` the direction probability."""
+    """Target weight for one ticker. ``action`` is buy/sell/hold; ``p_up`` the direction probability.
+
+    The Kelly target is ``neutral_weight + kelly_scale * f``, with ``f`` the long Kelly fraction when
+    the edge is up and minus the short one when it is down (0 without an edge).
+    """
     payoff = payoff_ratio(returns)
     caps: list[str] = []
     # The Kelly target from the direction probability; the action only gates which way we may move:
     # buy never reduces a position, sell never adds to it, hold keeps it.
     f_long = kelly_fraction(p_up, payoff)
     f_short = kelly_fraction(1.0 - p_up, 1.0 / payoff)
-    kelly_target = kelly_scale * f_long if f_long > 0 else (-kelly_scale * f_short if limits.allow_short else 0.0)
+    kelly_target = neutral_weight + (kelly_scale * f_long if f_long > 0 else -kelly_scale * f_short)
+    if not limits.allow_short:
+        kelly_target = max(0.0, kelly_target)
     if action == "buy":
         f = f_long
         target = max(current_weight, kelly_target)

@@ -250,6 +250,7 @@ def make_risk_agent(deps: Deps) -> Callable[[RunState], dict]:
             res = size_position(
                 action=dec.action.value, p_up=dec.p_up, current_weight=current, returns=returns,
                 kelly_scale=risk.kelly_scale, cvar_alpha=risk.cvar_alpha, cvar_budget=risk.cvar_budget, limits=limits,
+                neutral_weight=risk.neutral_weight,
             )
             sized[ticker] = SizedOrder(
                 ticker=ticker, action=dec.action, prev_weight=current, target_weight=res.target_weight,

@@ -73,6 +73,10 @@ class FitReport(BaseModel):
     n_examples: int = Field(ge=0, description="Examples passed to fit.")
     n_labelled: int = Field(ge=0, description="Examples with a non-zero outcome and weight (the ones trained on).")
     base_rate: float = Field(ge=0, le=1, description="Weighted, Laplace-smoothed share of up outcomes.")
+    up_share: float = Field(
+        0.5, ge=0, le=1,
+        description="Unweighted, Laplace-smoothed share of up outcomes: how often the price went up, whatever the size.",
+    )
     trained: bool = Field(description="A model was trained (false: every prediction is the base rate).")
     reason: str = Field(description="Why predictions are (or are not) shrunk: the rule that decided.")
     oof_n: int = Field(ge=0, description="Out-of-fold validation examples behind the skill estimate.")
@@ -258,6 +262,7 @@ class RewardAdapter:
             fields.update(extra)
             self._report = FitReport(
                 n_examples=len(examples), n_labelled=n, base_rate=self._base_rate,
+                up_share=_base_rate(y, np.ones_like(y)) if n else 0.5,
                 trained=self._model is not None, reason=reason, shrink=self._shrink,
                 train_seconds=time.perf_counter() - started, train_top_blocks=cfg.train_top_blocks,
                 layer=cfg.layer, **fields,

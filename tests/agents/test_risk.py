@@ -90,3 +90,19 @@ def test_action_gates_the_direction_of_change():
     assert size_position(action="sell", p_up=0.9, current_weight=0.1, **kw).target_weight == pytest.approx(0.1)
     # sell with a mildly bearish probability exits a long-only position
     assert size_position(action="sell", p_up=0.45, current_weight=0.3, **kw).target_weight == 0.0
+
+
+def test_neutral_weight_is_where_an_edgeless_buy_or_sell_aims():
+    returns = np.array([0.01, -0.01] * 30)  # payoff ratio 1
+    kwargs = dict(returns=returns, kelly_scale=0.5, cvar_alpha=0.05, cvar_budget=1.0, limits=LIMITS, neutral_weight=0.3)
+    # No edge (p = 0.5, b = 1): Kelly is 0 both ways, so a buy from flat goes to the neutral weight.
+    assert size_position(action="buy", p_up=0.5, current_weight=0.0, **kwargs).target_weight == pytest.approx(0.3)
+    # An up edge adds half-Kelly on top: 0.3 + 0.5 * 0.4.
+    assert size_position(action="buy", p_up=0.7, current_weight=0.0, **kwargs).target_weight == pytest.approx(0.5)
+    # A down edge sells below it: 0.3 - 0.5 * (0.8 - 0.2) = 0, and never short when long-only.
+    assert size_position(action="sell", p_up=0.2, current_weight=0.4, **kwargs).target_weight == pytest.approx(0.0)
+    assert size_position(action="sell", p_up=0.1, current_weight=0.4, **kwargs).target_weight == 0.0
+    # A sell without edge reduces to the neutral weight, never adds; hold keeps.
+    assert size_position(action="sell", p_up=0.5, current_weight=0.45, **kwargs).target_weight == pytest.approx(0.3)
+    assert size_position(action="sell", p_up=0.5, current_weight=0.1, **kwargs).target_weight == pytest.approx(0.1)
+    assert size_position(action="hold", p_up=0.9, current_weight=0.1, **kwargs).target_weight == pytest.approx(0.1)
