@@ -39,6 +39,14 @@ class LocalBackendConfig(BaseModel):
         description="Subtract each option's log-likelihood under a content-free prompt before the softmax in choose.",
     )
     batch_size: int = Field(default=8, ge=1, le=256, description="Prompts per forward pass in choose_many.")
+    prefix_cache_entries: int = Field(
+        default=16, ge=0, le=1024,
+        description="Shared prompt prefixes (e.g. each agent's system message) whose KV cache is kept and reused by choose; "
+        "0 recomputes every prompt from its first token.",
+    )
+    min_prefix_tokens: int = Field(
+        default=16, ge=1, le=4096, description="Shortest shared prefix worth caching; shorter ones are recomputed."
+    )
     seed: int = Field(default=0, ge=0, description="Seed for sampled text (temperature > 0); greedy ignores it.")
     cache_dir: str | None = Field(
         default=None, description="Where the converted GGUF is kept; None = <repo>/.cache/tradegraph/models."

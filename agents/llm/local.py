@@ -1,7 +1,8 @@
 """The embedded backend: a small causal LM (default SmolLM2-135M-Instruct) on CPU.
 
 ``choose`` does not generate: it scores each option's log-likelihood as the assistant's
-continuation of the prompt. The prompt is run once with its KV cache; options of one token
+continuation of the prompt. The prompt is run once with its KV cache (a prefix shared by the
+prompts of one call, such as the agent's system message, is cached across calls); options of one token
 are read off the last position's logits, longer options are scored in one extra batched
 pass over the cached prompt. Raw scores of a model this small rank the options the same
 way whatever the input (a prior towards "buy"), so by default they are *calibrated*: each
@@ -16,6 +17,7 @@ import json
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,9 @@ class LocalBackend:
         self._lock = threading.RLock()
         # Content-free scores per (template messages, options): computed once per process.
         self._calibration: dict[str, list[float]] = {}
+        # KV cache of shared prompt prefixes (token tuple -> per-layer (key, value)), least recently used first.
+        self._prefixes: OrderedDict[tuple[int, ...], list[tuple[Any, Any]]] = OrderedDict()
+        self.prefix_hits = 0
 
     # ------------------------------------------------------------------ loading
     @property
@@ -226,31 +231,91 @@ class LocalBackend:
                 raise LLMError(f"option {option!r} encodes to no tokens")
         return ids
 
+    def _system_prefix_len(self, messages: Sequence[ChatMessage], prompt: list[int]) -> int:
+        """Tokens of ``prompt`` that encode its leading system message(s): the part an agent repeats on
+        every call. 0 when there is none or its tokens are not an exact prefix of the prompt."""
+        system = []
+        for message in messages:
+            if message.role != "system":
+                break
+            system.append(message.model_dump())
+        if not system:
+            return 0
+        tokenizer = self.loaded.tokenizer
+        rendered = tokenizer.apply_chat_template(system, add_generation_prompt=False, tokenize=False)
+        ids = tokenizer(rendered, add_special_tokens=False)["input_ids"]
+        return len(ids) if prompt[: len(ids)] == list(ids) else 0
+
+    def _shared_prefix(self, prompts: Sequence[list[int]], cacheable: Sequence[int]) -> tuple[int, ...]:
+        """The longest common token prefix of ``prompts`` within each one's cacheable part (its system
+        message), leaving every prompt at least one token; empty if too short to be worth caching."""
+        if self.config.prefix_cache_entries == 0:
+            return ()
+        limit = min(min(len(prompt) for prompt in prompts) - 1, min(cacheable))
+        length = 0
+        first = prompts[0]
+        while length < limit and all(prompt[length] == first[length] for prompt in prompts):
+            length += 1
+        return tuple(first[:length]) if length >= self.config.min_prefix_tokens else ()
+
+    def _prefix_kv(self, prefix: tuple[int, ...]) -> list[tuple[Any, Any]]:
+        """Per-layer (key, value) tensors of ``prefix``: computed once, then reused (LRU)."""
+        import torch
+
+        cached = self._prefixes.get(prefix)
+        if cached is not None:
+            self._prefixes.move_to_end(prefix)
+            self.prefix_hits += 1
+            return cached
+        with torch.inference_mode():
+            out = self.loaded.model(input_ids=torch.tensor([prefix]), use_cache=True, logits_to_keep=1)
+        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        self._prefixes[prefix] = kv
+        while len(self._prefixes) > self.config.prefix_cache_entries:
+            self._prefixes.popitem(last=False)
+        return kv
+
     def score_options(
-        self, prompts: Sequence[list[int]], options: Sequence[list[list[int]]]
+        self, prompts: Sequence[list[int]], options: Sequence[list[list[int]]], cacheable: Sequence[int] | None = None
     ) -> list[list[float]]:
         """Sum of log-probabilities of each option's tokens after each prompt, batched.
 
-        One forward pass over the left-padded prompts (with KV cache) gives every option's
-        first token; a second pass over the cached prompts scores the remaining tokens of
-        multi-token options. Returns ``scores[i][j]`` for prompt ``i``, option ``j``.
+        A prefix shared by all prompts (an agent's system message and the chat template around it) is
+        run once and its KV cache reused across calls. One forward pass over the rest of the prompts
+        (right-aligned, padding between prefix and suffix) gives every option's first token; a second
+        pass over the cached prompts scores the remaining tokens of multi-token options.
+        ``cacheable[i]``: how many leading tokens of prompt ``i`` may be cached (None: none).
+        Returns ``scores[i][j]`` for prompt ``i``, option ``j``.
         """
         import torch
+        from transformers import DynamicCache
 
         model = self.loaded.model
         pad_id = int(self.loaded.tokenizer.pad_token_id)
-        batch, width = len(prompts), max(len(prompt) for prompt in prompts)
+        prefix = self._shared_prefix(prompts, cacheable) if cacheable else ()
+        start = len(prefix)
+        suffixes = [prompt[start:] for prompt in prompts]
+        batch, width = len(prompts), max(len(suffix) for suffix in suffixes)
         input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
-        mask = torch.zeros((batch, width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            input_ids[row, width - len(prompt):] = torch.tensor(prompt)
-            mask[row, width - len(prompt):] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        suffix_mask = torch.zeros((batch, width), dtype=torch.long)
+        for row, suffix in enumerate(suffixes):
+            input_ids[row, width - len(suffix):] = torch.tensor(suffix)
+            suffix_mask[row, width - len(suffix):] = 1
+        positions = start + (suffix_mask.cumsum(-1) - 1).clamp(min=0)
+        mask = torch.cat([torch.ones((batch, start), dtype=torch.long), suffix_mask], dim=1)
+        cache = None
+        if prefix:
+            cache = DynamicCache(
+                ddp_cache_data=[
+                    (k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in self._prefix_kv(prefix)
+                ]
+            )
         with torch.inference_mode():
             # logits_to_keep=1: only the last position's logits are needed; the vocabulary projection
             # over every prompt position would cost ~20% of the pass for nothing.
             out = model(
-                input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+                input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                use_cache=True, logits_to_keep=1,
             )
             first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
             scores = [[float(first[row, opts[0]]) for opts in options[row]] for row in range(batch)]
@@ -296,6 +361,7 @@ class LocalBackend:
             option_ids = [self._option_ids(request.options) for request in requests]
             prompts = [self._prompt_ids(request.messages) for request in requests]
             jobs: list[tuple[list[int], list[list[int]]]] = list(zip(prompts, option_ids))
+            cacheable = [self._system_prefix_len(request.messages, prompt) for request, prompt in zip(requests, prompts)]
             calibration_keys: list[str | None] = [None] * len(requests)
             pending: dict[str, int] = {}
             if self.config.calibrate:
@@ -306,12 +372,14 @@ class LocalBackend:
                     calibration_keys[i] = key
                     if key not in self._calibration and key not in pending:
                         pending[key] = len(jobs)
-                        jobs.append((self._prompt_ids(content_free(request.messages)), option_ids[i]))
+                        free = content_free(request.messages)
+                        jobs.append((self._prompt_ids(free), option_ids[i]))
+                        cacheable.append(self._system_prefix_len(free, jobs[-1][0]))
             scores: list[list[float]] = []
             size = self.config.batch_size
             for begin in range(0, len(jobs), size):
                 chunk = jobs[begin : begin + size]
-                scores.extend(self.score_options([p for p, _ in chunk], [o for _, o in chunk]))
+                scores.extend(self.score_options([p for p, _ in chunk], [o for _, o in chunk], cacheable[begin : begin + size]))
             extra_tokens = 0
             for key, index in pending.items():
                 self._calibration[key] = scores[index]

@@ -92,6 +92,40 @@ def test_choose_many_matches_one_by_one(local_backend: LocalBackend) -> None:
         assert b.record.kind == "choose" and b.record.tokens_out == 0
 
 
+def test_system_prefix_kv_is_cached_and_scores_match_a_full_pass(local_config: LocalBackendConfig) -> None:
+    import torch
+
+    cached = LocalBackend(local_config)  # same model (per-process cache), its own prefix cache
+    fresh = LocalBackend(local_config.model_copy(update={"prefix_cache_entries": 0}))
+    options = ["strong buy", "sell everything now", "hold"]
+    requests = [
+        ChoiceRequest(messages=tuple(ask(text)), options=tuple(options), fallback="hold")
+        for text in ("Apple beats estimates.", "Tesla recalls 2 million cars after a long federal safety investigation.")
+    ]
+    first = cached.choose_many(requests, agent="a")
+    # One pass computed the system prefix for both prompts and the content-free calibration prompt.
+    assert cached.prefix_hits == 0
+    (prefix,) = cached._prefixes
+    assert list(prefix) == cached._prompt_ids(requests[0].messages)[: len(prefix)]
+    assert "Apple" not in cached.loaded.tokenizer.decode(list(prefix))  # only the system message is cached
+    hits = cached.prefix_hits
+    again = cached.choose_many(requests, agent="a")
+    assert cached.prefix_hits == hits + 1
+    reference = fresh.choose_many(requests, agent="a")
+    assert not fresh._prefixes
+    for a, b, c in zip(first, again, reference):
+        assert a.scores == b.scores
+        assert list(a.scores.values()) == pytest.approx(list(c.scores.values()), abs=2e-3)
+    # And against scoring each full sequence from its first token.
+    model = cached.loaded.model
+    prompt = cached._prompt_ids(requests[1].messages)
+    for option, tokens in zip(options, cached._option_ids(options)):
+        with torch.inference_mode():
+            logprobs = torch.log_softmax(model(torch.tensor([prompt + tokens])).logits[0].float(), dim=-1)
+        naive = sum(float(logprobs[len(prompt) - 1 + k, token]) for k, token in enumerate(tokens))
+        assert first[1].scores[option] == pytest.approx(naive, abs=2e-3)
+
+
 class Verdict(BaseModel):
     answer: str = Field(description="One word.")
 
