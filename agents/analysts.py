@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from agents.deps import Deps
-from agents.llm.base import ChoiceRequest, ChoiceResult
+from agents.llm.base import ChoiceRequest, ChoiceResult, model_calls_of
 from agents.memory_items import make_memory_item
 from agents.state import AnalystKind, AnalystReport, ItemJudgement, NodeName, RunState
 from env.market import MarketView
@@ -116,9 +116,8 @@ def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
                     for u in units
                 ]
                 llm = deps.llm(agent)
-                calls_before = getattr(llm, "model_calls", 0)
                 results: list[ChoiceResult] = llm.choose_many(requests, agent=agent)
-                model_calls = getattr(llm, "model_calls", 0) - calls_before
+                model_calls = model_calls_of([res.record for res in results])
                 p_ups = deps.adapter.predict([u.text for u in units])
                 items = []
                 for unit, res, p_up in zip(units, results, p_ups, strict=True):
@@ -139,7 +138,6 @@ def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
                             relevance=relevance,
                             impact=impact,
                             impact_score=score,
-                            as_of=view.decision_time,
                         )
                         memory_id = deps.memory.add([item], as_of=view.decision_time)[0]
                     items.append(
@@ -240,7 +238,6 @@ def make_market_analyst(deps: Deps) -> Callable[[RunState], dict]:
             summary = format_indicators(ind)
             rendered = deps.prompts.render(agent, ticker=ticker, date=str(view.date), summary=summary)
             llm = deps.llm(agent)
-            calls_before = getattr(llm, "model_calls", 0)
             res = llm.choose(rendered.chat(), TREND_OPTIONS, agent=agent, fallback="neutral")
             reports[f"market:{ticker}"] = AnalystReport(
                 analyst=AnalystKind.MARKET, ticker=ticker, day=state.day, trend_probs=res.probs, summary=summary
@@ -256,7 +253,7 @@ def make_market_analyst(deps: Deps) -> Callable[[RunState], dict]:
                 probs=res.probs,
                 prompt=rendered.user,
                 llm_calls=[res.record.model_dump(mode="json")],
-                model_calls=getattr(llm, "model_calls", 0) - calls_before,
+                model_calls=model_calls_of([res.record]),
                 latency_s=time.perf_counter() - started,
             )
         return {"reports": reports}

@@ -17,7 +17,9 @@ import time
 from collections.abc import Callable, Sequence
 
 from agents.deps import Deps
+from agents.llm.base import model_calls_of
 from agents.state import Action, AnalystKind, DirectionDecision, NodeName, RunState
+from env.broker import Broker
 
 ACTIONS = (Action.BUY.value, Action.SELL.value, Action.HOLD.value)
 TEXT_SOURCES = {"news", "10-K", "10-Q", "8-K", "macro"}
@@ -84,7 +86,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
     def node(state: RunState) -> dict:
         view = deps.data.view(state.day)
         deps.adapter.ensure(state.adapter_version)
-        broker_weights = state.broker.get("weights", {}) if isinstance(state.broker, dict) else {}
+        broker_weights = Broker.weights_in(state.broker)
         decisions: dict[str, DirectionDecision] = {}
         calibration = dict(state.calibration)
         for ticker in view.tickers:
@@ -143,9 +145,8 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
             )
             messages = rendered.chat()
             llm = deps.llm(agent)
-            calls_before = getattr(llm, "model_calls", 0)
             res = llm.choose(messages, ACTIONS, agent=agent, fallback=Action.HOLD.value)
-            model_calls = getattr(llm, "model_calls", 0) - calls_before
+            model_calls = model_calls_of([res.record])
             llm_logs = {a: math.log(max(res.probs.get(a, 1e-9), 1e-9)) for a in ACTIONS}
             raw_tilt = {"tilt": (trend_probs.get("bullish", 0.0) - trend_probs.get("bearish", 0.0)) if trend_probs else 0.0}
             key_llm, key_trend = f"direction:{ticker}", f"trend:{ticker}"

@@ -21,14 +21,9 @@ def make_memory_item(
     relevance: float,
     impact: str,
     impact_score: float,
-    as_of: dt.datetime,
 ) -> MemoryItem:
     """A memory item with a deterministic id; the store routes it to a layer by ``source_type``.
-
-    ``as_of`` is the decision time; the store stamps created/updated times with the ``as_of`` it is
-    given on ``add``, so it is accepted here only to keep call sites explicit about time.
-    """
-    del as_of
+    Its created/updated times are stamped by the store with the ``as_of`` given to ``add``."""
     return MemoryItem(
         text=text,
         ticker=ticker,

@@ -177,8 +177,7 @@ def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cach
         graph = None
         snapshot_values: dict[str, Any] = {}
         if resume:
-            probe = _compile_probe(saver)
-            snapshot_values = probe
+            snapshot_values = _latest_checkpoint_values(saver)
         deps, close = build_deps(
             config, data, run_dir, run_id=run_id, accounting_state=snapshot_values.get("accounting") or None,
             cache_mode=cache_mode, cache_path=cache_path,
@@ -208,7 +207,7 @@ def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cach
     return RunOutcome(run_id, run_dir, True, metrics, baselines)
 
 
-def _compile_probe(saver: Any) -> dict[str, Any]:
+def _latest_checkpoint_values(saver: Any) -> dict[str, Any]:
     """Latest checkpoint values without building the graph (to restore accounting before the LLMs exist)."""
     tuples = list(saver.list(None, limit=1))
     if not tuples:

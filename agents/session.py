@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from agents.deps import Deps
+from agents.llm.base import model_calls_of
 from agents.memory_items import make_memory_item
 from agents.risk import SizingLimits, enforce_gross_exposure, size_position
 from agents.state import Action, Example, NodeName, PendingDecision, Phase, RunState, SizedOrder
@@ -181,8 +182,6 @@ def make_reflect_node(deps: Deps) -> Callable[[RunState], dict]:
                 rendered = deps.prompts.render(agent, ticker=ticker, period=period, outcomes=outcomes, evidence=evidence)
                 messages = rendered.chat()
                 llm = deps.llm(agent)
-                calls_before = getattr(llm, "model_calls", 0)
-                res = llm.text(messages, agent=agent, max_tokens=deps.config.episode.lesson_max_tokens)
                 total = sum(r["reward_part"] for r in rows)
                 hits = sum(1 for r in rows if r["reward_part"] > 0)
                 lesson = (
@@ -192,12 +191,12 @@ def make_reflect_node(deps: Deps) -> Callable[[RunState], dict]:
                 item = make_memory_item(
                     text=lesson, ticker=ticker, source_type=SourceType.REFLECTION.value, source_id=f"lesson:{state.day}:{ticker}",
                     url="", event_date=view.date, public_at=view.decision_time, reason="written by reflection",
-                    relevance=1.0, impact="neutral", impact_score=0.0, as_of=view.decision_time,
+                    relevance=1.0, impact="neutral", impact_score=0.0,
                 )
                 deps.memory.add([item], as_of=view.decision_time)
                 lessons = (lessons + [lesson])[-20:]
                 _trace(deps, state, NodeName.REFLECT, ticker=ticker, lesson=lesson, prompt=rendered.user,
-                       llm_calls=[res.record.model_dump(mode="json")], model_calls=getattr(llm, "model_calls", 0) - calls_before,
+                       llm_calls=[res.record.model_dump(mode="json")], model_calls=model_calls_of([res.record]),
                        latency_s=time.perf_counter() - started)
             update["matured_buffer"] = []
             update["lessons"] = lessons
@@ -209,7 +208,7 @@ def make_reflect_node(deps: Deps) -> Callable[[RunState], dict]:
                 item = make_memory_item(
                     text=f"Beliefs after training: {text}", ticker=ticker, source_type=SourceType.REFLECTION.value,
                     source_id=f"beliefs:train:{ticker}", url="", event_date=view.date, public_at=view.decision_time,
-                    reason="episode-end belief update", relevance=1.0, impact="neutral", impact_score=0.0, as_of=view.decision_time,
+                    reason="episode-end belief update", relevance=1.0, impact="neutral", impact_score=0.0,
                 )
                 deps.memory.add([item], as_of=view.decision_time)
             _trace(deps, state, NodeName.REFLECT, ticker="", seq=2, summary=text, prompt=prompt, llm_calls=[record.model_dump(mode="json")])

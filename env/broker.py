@@ -269,6 +269,13 @@ class Broker:
             "pos_changes": [list(c) for c in self._pos_changes],
         }
 
+    @staticmethod
+    def weights_in(state: dict[str, Any]) -> dict[str, float]:
+        """Weights at the last mark-to-market of a ``state_dict()``, read without rebuilding the broker."""
+        if state.get("version") != STATE_VERSION:
+            raise ResumeError(f"broker state version {state.get('version')!r}; this code reads version {STATE_VERSION}")
+        return {t: float(w) for t, w in state["weights"].items()}
+
     @classmethod
     def from_state_dict(cls, data: MarketData, state: dict[str, Any]) -> Broker:
         """Rebuild a broker from ``state_dict()`` over the same dataset (``ResumeError`` if it does not fit)."""

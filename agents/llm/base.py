@@ -47,6 +47,14 @@ class CallRecord(BaseModel):
     error: str | None = Field(default=None, description="Last error seen (type and message), if any.")
 
 
+def model_calls_of(records: Sequence[CallRecord]) -> int:
+    """Backend invocations behind the records of ONE interface call (``text``, ``structured``,
+    ``choose`` or a ``choose_many`` batch): 1 if any answer came from the model, 0 if all were
+    replayed from the cache. A property of the results, so parallel nodes sharing a client cannot
+    count each other's calls."""
+    return int(any(not record.cache_hit for record in records))
+
+
 class TextResult(BaseModel):
     """Result of ``LLM.text``."""
 

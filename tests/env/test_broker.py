@@ -254,6 +254,9 @@ def test_state_dict_round_trip_resumes_exactly() -> None:
     _drive(first, data, 0, 30)
     state = json.loads(json.dumps(first.state_dict()))
     resumed = Broker.from_state_dict(data, state)
+    assert Broker.weights_in(state) == resumed.portfolio().weights and resumed.portfolio().weights
+    with pytest.raises(ResumeError, match="version"):
+        Broker.weights_in({**state, "version": -1})
     _drive(resumed, data, 30, n)
     pd.testing.assert_frame_equal(resumed.ledger.fills, full.ledger.fills)
     pd.testing.assert_frame_equal(resumed.ledger.equity, full.ledger.equity)
