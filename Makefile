@@ -24,7 +24,9 @@ $(STAMP): pyproject.toml
 demo: setup
 	OMP_WAIT_POLICY=PASSIVE $(PY) run.py run scenarios/demo.yaml
 
+# pyflakes first: an undefined name or unused import fails in a second, not after a 25-minute suite.
 test: setup
+	$(PY) -m pyflakes agents env memory rewards benchmarks tests run.py
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q
 
 bench: setup

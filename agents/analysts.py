@@ -22,7 +22,6 @@ from agents.llm.base import ChoiceRequest, ChoiceResult, model_calls_of
 from agents.memory_items import make_memory_item
 from agents.state import AnalystKind, AnalystReport, ItemJudgement, NodeName, RunState
 from env.market import MarketView
-from env.records import Filing, MacroObservation, NewsItem
 
 IMPACT_OPTIONS = ("positive", "negative", "neutral", "irrelevant")
 TREND_OPTIONS = ("bullish", "bearish", "neutral")

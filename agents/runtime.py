@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 
 from agents.adaptation import AdapterHandle
 from agents.config import ScenarioConfig, apply_overrides, parse_scenario
 from agents.deps import AGENT_NAMES, Deps
 from agents.graph import build_graph
 from agents.prompts import PromptLibrary
-from agents.state import Phase, RunState
+from agents.state import RunState
 from agents.trace import TraceWriter
 from env.errors import BudgetExceededError, ConfigError, ResumeError
 from env.market import MarketData

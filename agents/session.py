@@ -18,7 +18,7 @@ from agents.deps import Deps
 from agents.llm.base import model_calls_of
 from agents.memory_items import make_memory_item
 from agents.risk import SizingLimits, enforce_gross_exposure, size_position
-from agents.state import Action, Example, NodeName, PendingDecision, Phase, RunState, SizedOrder
+from agents.state import Example, NodeName, PendingDecision, Phase, RunState, SizedOrder
 from env.broker import Broker, TargetWeightOrder
 from env.records import SourceType
 from rewards.config import RewardConfig
@@ -181,7 +181,7 @@ def make_reflect_node(deps: Deps) -> Callable[[RunState], dict]:
                 period = f"{deps.data.dates[rows[0]['decision_index']]} to {view.date}"
                 rendered = deps.prompts.render(agent, ticker=ticker, period=period, outcomes=outcomes, evidence=evidence)
                 messages = rendered.chat()
-                llm = deps.llm(agent)
+                res = deps.llm(agent).text(messages, agent=agent, max_tokens=deps.config.episode.lesson_max_tokens)
                 total = sum(r["reward_part"] for r in rows)
                 hits = sum(1 for r in rows if r["reward_part"] > 0)
                 lesson = (

@@ -28,7 +28,6 @@ from env.errors import DataError
 from env.market import BAR_FIELDS, GroundTruth, MarketData
 from env.records import NEW_YORK, Filing, MacroObservation, NewsItem, session_close
 from env.sources.newswriter import (
-    EVENT_SIGN,
     RANDOM_EVENTS,
     Company,
     Event,
