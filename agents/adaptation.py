@@ -18,10 +18,8 @@ from agents.learning.config import LearningConfig
 class AdapterHandle:
     """Lazily builds the featurizer (the local model loads only when first needed)."""
 
-    def __init__(self, config: LearningConfig, run_dir: Path, featurizer_factory: Callable[[], Any],
-                 base_rate_prior_n: float = 20.0) -> None:
+    def __init__(self, config: LearningConfig, run_dir: Path, featurizer_factory: Callable[[], Any]) -> None:
         self.config = config
-        self.base_rate_prior_n = base_rate_prior_n
         self.dir = Path(run_dir) / "adapter"
         self._featurizer_factory = featurizer_factory
         self._featurizer: Any = None
@@ -76,12 +74,3 @@ class AdapterHandle:
         if self._adapter is None or self._adapter.report is None:
             return 0.5
         return self._adapter.base_rate
-
-    def prior_p_up(self) -> float:
-        """P(up) before reading any text: the unweighted share of up outcomes, shrunk toward 0.5 by
-        ``base_rate_prior_n`` pseudo-observations (0.5 before the first fit)."""
-        if self._adapter is None or self._adapter.report is None:
-            return 0.5
-        report = self._adapter.report
-        n = float(report.n_labelled)
-        return (report.up_share * n + 0.5 * self.base_rate_prior_n) / max(1e-9, n + self.base_rate_prior_n)

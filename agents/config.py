@@ -70,10 +70,6 @@ class DirectionConfig(_Config):
         0.3, ge=0, le=5, description="Log-odds one fully relevant item moves P(up) per unit of the analyst's impact score "
         "(P(pos) - P(neg)) while no reward-trained head exists. Small by default: the tiny local model's zero-shot calls are noise.",
     )
-    base_rate_prior_n: float = Field(
-        20.0, ge=0, description="Pseudo-observations at 0.5 mixed into the adapter's base rate, so a short training period "
-        "cannot make the agent bet on a drift it barely saw.",
-    )
     memories_in_prompt: int = Field(4, ge=0, le=50, description="Most memories shown in the direction prompt (best scores first).")
     memory_chars_in_prompt: int = Field(120, ge=40, le=4000, description="Characters of each memory or lesson shown in the direction prompt.")
 

@@ -5,8 +5,8 @@ Evidence combined in log space (weights in ``DirectionConfig``):
   the current position and reflection lessons (the prompt in ``prompts/direction.md``);
 - a news signal: for each retrieved text memory, P(up) from the reward-adapted head (or, before
   it is fitted, from the analyst's impact score), weighted by relevance and a half-life on age,
-  combined naive-Bayes style: each item's deviation from the head's own base rate is added, in
-  log-odds, to the no-skill prior (the unweighted share of up outcomes);
+  combined naive-Bayes style: each item's log-odds deviation from the head's own base rate, summed
+  around 0.5 (no evidence = no edge; the drift is the risk agent's business);
 - the market analyst's trend probabilities.
 """
 
@@ -113,7 +113,6 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
             text_items = [(item, score) for item, score in evidence if item.source_type in TEXT_SOURCES]
             adapter_p = deps.adapter.predict([item.text for item, _ in text_items])
             base = deps.adapter.base_rate()  # what the head says without text: deviations are read against it
-            prior = deps.adapter.prior_p_up()  # how often prices went up: the no-skill P(up)
             evidence_logits, weights = [], []
             for (item, _), p_ad in zip(text_items, adapter_p, strict=True):
                 age_days = max(0.0, (view.decision_time - item.public_at).total_seconds() / 86400.0)
@@ -124,7 +123,9 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                     deviation = cfg.analyst_evidence_logit * float(item.impact_score or 0.0)
                 evidence_logits.append(deviation)
                 weights.append(weight)
-            p_up = evidence_signal(evidence_logits, weights, prior)
+            # Evidence only, around 0.5: how often prices rise is the risk agent's business (it pairs that
+            # with the payoff ratio of the same window); here a base rate below 1/2 would mean "sell" every day.
+            p_up = evidence_signal(evidence_logits, weights, 0.5)
             trend = state.reports.get(f"market:{ticker}")
             trend_probs = trend.trend_probs if trend else None
             weight_now = float(broker_weights.get(ticker, 0.0))
@@ -162,7 +163,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
             top = max(text_items, key=lambda t: t[1], default=None)
             rationale = (
                 f"{action.value} ({probs[action.value]:.2f}): news signal P(up)={p_up:.2f} from {len(weights)} "
-                f"memories (prior {prior:.2f}); LLM buy/sell/hold "
+                f"memories (adapter base rate {base:.2f}); LLM buy/sell/hold "
                 f"{res.probs.get('buy', 0):.2f}/{res.probs.get('sell', 0):.2f}/{res.probs.get('hold', 0):.2f}"
                 + (f"; trend bullish {trend_probs.get('bullish', 0):.2f} vs bearish {trend_probs.get('bearish', 0):.2f}" if trend_probs else "")
                 + (f"; top memory: {top[0].text.splitlines()[0][:90]!r}" if top else "")
@@ -176,7 +177,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                 memory_ids=[item.id for item, _ in evidence],
                 components={
                     "llm": res.probs, "llm_centred": llm_centred, "news_p_up": p_up, "trend": trend_probs,
-                    "trend_tilt_centred": tilt, "base_rate": base, "prior_p_up": prior,
+                    "trend_tilt_centred": tilt, "base_rate": base,
                 },
             )
             deps.tracer.write(

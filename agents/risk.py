@@ -24,6 +24,13 @@ def payoff_ratio(returns: Sequence[float] | np.ndarray) -> float:
     return float(wins.mean() / losses.mean())
 
 
+def up_share(returns: Sequence[float] | np.ndarray) -> float:
+    """Share of positive returns, smoothed toward 1/2 by one pseudo-observation each side: the
+    no-edge P(win) that goes with ``payoff_ratio`` over the same window."""
+    r = np.asarray(returns, dtype=float)
+    return float(((r > 0).sum() + 1.0) / (r.size + 2.0))
+
+
 def kelly_fraction(p_win: float, payoff: float) -> float:
     """Full Kelly fraction f* = p - (1 - p) / b, floored at 0 (never bet against your own edge)."""
     if not 0.0 <= p_win <= 1.0 or not np.isfinite(p_win):
@@ -58,6 +65,7 @@ class SizingResult:
     kelly_fraction: float
     payoff: float
     cvar: float
+    p_win: float
     caps: list[str] = field(default_factory=list)
 
 
@@ -73,17 +81,22 @@ def size_position(
     limits: SizingLimits,
     neutral_weight: float = 0.0,
 ) -> SizingResult:
-    """Target weight for one ticker. ``action`` is buy/sell/hold; ``p_up`` the direction probability.
+    """Target weight for one ticker. ``action`` is buy/sell/hold; ``p_up`` the direction agent's
+    probability that the price goes up, where 0.5 means its evidence has no edge.
 
-    The Kelly target is ``neutral_weight + kelly_scale * f``, with ``f`` the long Kelly fraction when
-    the edge is up and minus the short one when it is down (0 without an edge).
+    Kelly needs P(win) and the payoff ratio b of the same bet, so both come from the same window of
+    past returns: P(win) = the window's share of up days shifted by the agent's edge (p_up - 0.5),
+    b = mean win / mean loss. Without an edge this is Kelly on the recent drift. The target is
+    ``neutral_weight + kelly_scale * f``, with ``f`` the long Kelly fraction when the odds favour
+    up and minus the short one when they favour down.
     """
     payoff = payoff_ratio(returns)
+    p_win = min(1.0, max(0.0, up_share(returns) + (p_up - 0.5)))
     caps: list[str] = []
-    # The Kelly target from the direction probability; the action only gates which way we may move:
-    # buy never reduces a position, sell never adds to it, hold keeps it.
-    f_long = kelly_fraction(p_up, payoff)
-    f_short = kelly_fraction(1.0 - p_up, 1.0 / payoff)
+    # The action only gates which way we may move: buy never reduces a position, sell never adds
+    # to it, hold keeps it.
+    f_long = kelly_fraction(p_win, payoff)
+    f_short = kelly_fraction(1.0 - p_win, 1.0 / payoff)
     kelly_target = neutral_weight + (kelly_scale * f_long if f_long > 0 else -kelly_scale * f_short)
     if not limits.allow_short:
         kelly_target = max(0.0, kelly_target)
@@ -115,7 +128,7 @@ def size_position(
     if 0 < abs(target - current_weight) < limits.min_trade_weight and action != "sell":
         target = current_weight
         caps.append("min_trade_weight")
-    return SizingResult(target_weight=float(target), kelly_fraction=f, payoff=payoff, cvar=cvar, caps=caps)
+    return SizingResult(target_weight=float(target), kelly_fraction=f, payoff=payoff, cvar=cvar, p_win=p_win, caps=caps)
 
 
 def enforce_gross_exposure(targets: Mapping[str, float], current: Mapping[str, float], max_gross: float) -> tuple[dict[str, float], bool]:

@@ -99,7 +99,7 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
 
     deps = Deps(
         config=config, data=data, llms=llms, memory=memory, prompts=PromptLibrary(),
-        tracer=TraceWriter(run_dir, run_id), adapter=AdapterHandle(learning, run_dir, featurizer, config.direction.base_rate_prior_n),
+        tracer=TraceWriter(run_dir, run_id), adapter=AdapterHandle(learning, run_dir, featurizer),
         accounting=accounting, run_dir=run_dir,
     )
 

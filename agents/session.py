@@ -253,7 +253,7 @@ def make_risk_agent(deps: Deps) -> Callable[[RunState], dict]:
             )
             sized[ticker] = SizedOrder(
                 ticker=ticker, action=dec.action, prev_weight=current, target_weight=res.target_weight,
-                kelly_fraction=res.kelly_fraction, payoff_ratio=res.payoff, cvar=res.cvar, caps=res.caps,
+                kelly_fraction=res.kelly_fraction, payoff_ratio=res.payoff, cvar=res.cvar, p_win=res.p_win, caps=res.caps,
             )
         targets, scaled = enforce_gross_exposure(
             {t: s.target_weight for t, s in sized.items()}, {t: float(weights.get(t, 0.0)) for t in sized}, limits.max_gross_exposure
@@ -263,7 +263,7 @@ def make_risk_agent(deps: Deps) -> Callable[[RunState], dict]:
                 sized[t] = sized[t].model_copy(update={"target_weight": w, "caps": sized[t].caps + ["max_gross_exposure"]})
             _trace(deps, state, NodeName.RISK, ticker=t, action=sized[t].action.value, target_weight=sized[t].target_weight,
                    caps=sized[t].caps, kelly_fraction=sized[t].kelly_fraction, payoff_ratio=sized[t].payoff_ratio,
-                   cvar=sized[t].cvar, prev_weight=sized[t].prev_weight)
+                   cvar=sized[t].cvar, p_win=sized[t].p_win, prev_weight=sized[t].prev_weight)
         return {"orders": sized}
 
     node.__name__ = NodeName.RISK.value

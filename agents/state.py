@@ -105,6 +105,7 @@ class SizedOrder(_Model):
     kelly_fraction: float
     payoff_ratio: float
     cvar: float
+    p_win: float = Field(0.5, description="P(win) Kelly used: the window's up share shifted by the direction edge.")
     caps: list[str] = Field(default_factory=list, description="Which limits bound the size, in order applied.")
 
 

@@ -48,3 +48,11 @@ def test_batch_calibration_removes_a_standing_bias():
     assert moved["sell"] > 0 > moved["buy"]
     assert centred({"buy": 1.0}, stats, min_n=50) == {"buy": 0.0}  # too little history: no evidence yet
     assert stats["n"] == 10
+
+
+def test_no_evidence_means_no_lean_regression():
+    """Regression: the news signal was centred on the adapter's base rate (0.41-0.46 in noise runs), so
+    with no skill and nothing else to go on the direction agent chose "sell" every session."""
+    p_up = evidence_signal([], [], 0.5)
+    probs = combine({}, p_up, 0.0, llm_weight=1.0, signal_weight=1.0, technical_weight=0.5, hold_prior=0.3)
+    assert probs["buy"] == pytest.approx(probs["sell"])

@@ -10,6 +10,7 @@ from agents.risk import (
     kelly_fraction,
     payoff_ratio,
     size_position,
+    up_share,
 )
 
 LIMITS = SizingLimits(max_position_fraction=0.5, max_daily_turnover=1.0, max_gross_exposure=1.0, allow_short=False, min_trade_weight=0.0)
@@ -106,3 +107,18 @@ def test_neutral_weight_is_where_an_edgeless_buy_or_sell_aims():
     assert size_position(action="sell", p_up=0.5, current_weight=0.45, **kwargs).target_weight == pytest.approx(0.3)
     assert size_position(action="sell", p_up=0.5, current_weight=0.1, **kwargs).target_weight == pytest.approx(0.1)
     assert size_position(action="hold", p_up=0.9, current_weight=0.1, **kwargs).target_weight == pytest.approx(0.1)
+
+
+def test_without_an_edge_kelly_bets_the_windows_drift():
+    # 2 up days of +2 % for every down day of -1 %: up share (40 + 1) / (60 + 2), payoff 2.
+    returns = np.array([0.02, 0.02, -0.01] * 20)
+    assert up_share(returns) == pytest.approx(41 / 62)
+    res = size_position(action="buy", p_up=0.5, current_weight=0.0, returns=returns, kelly_scale=0.5,
+                        cvar_alpha=0.05, cvar_budget=1.0, limits=LIMITS)
+    p = 41 / 62
+    assert res.p_win == pytest.approx(p)
+    assert res.target_weight == pytest.approx(0.5 * (p - (1 - p) / 2.0))
+    # An edge shifts P(win): p_up 0.6 adds 0.1.
+    edged = size_position(action="buy", p_up=0.6, current_weight=0.0, returns=returns, kelly_scale=0.5,
+                          cvar_alpha=0.05, cvar_budget=1.0, limits=LIMITS)
+    assert edged.p_win == pytest.approx(p + 0.1)

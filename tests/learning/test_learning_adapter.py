@@ -123,23 +123,6 @@ def test_magnitude_weighting_changes_the_base_rate(featurizer):
     assert weighted.report.up_share == plain.report.up_share == pytest.approx(3 / 8)
 
 
-def test_direction_prior_is_the_unweighted_up_share_regression(featurizer, tmp_path):
-    """Regression: the direction agent used the magnitude-weighted base rate as its no-skill P(up), so a
-    few large down moves in a bear regime (weighted base 0.32-0.43 in the eval) made it lean to sell."""
-    from agents.adaptation import AdapterHandle
-
-    texts = [f"Acme item {i}" for i in range(8)]
-    outcomes = [-6.0, -6.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]  # six small ups, two large downs
-    handle = AdapterHandle(LearningConfig(weight_cap=100.0, min_examples=40), tmp_path, lambda: featurizer, base_rate_prior_n=0.0)
-    assert handle.prior_p_up() == 0.5  # nothing fitted yet
-    handle.fit([{"text": t, "outcome": o} for t, o in zip(texts, outcomes)], version=0)
-    assert handle.base_rate() < 0.5  # the head's weighted reference leans down ...
-    assert handle.prior_p_up() == pytest.approx(7 / 10)  # ... but prices went up 6 times in 8
-    shrunk = AdapterHandle(handle.config, tmp_path, lambda: featurizer, base_rate_prior_n=10.0)
-    shrunk.ensure(0)
-    assert shrunk.prior_p_up() == pytest.approx((0.7 * 8 + 0.5 * 10) / 18)
-
-
 def test_block_fine_tuning_trains_and_round_trips(featurizer, data, tmp_path):
     train_texts, train_outcomes, test_texts, _ = data
     config = LearningConfig(train_top_blocks=1, epochs=1, batch_size=16, oof_folds=2, min_examples=20)
