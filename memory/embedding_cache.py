@@ -14,6 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,18 +30,33 @@ def text_key(model_id: str, text: str) -> str:
 class CachedEmbeddingFunction:
     """``texts -> vectors`` that asks ``inner`` only for texts it has not seen (one batch per call).
 
-    ``path``: the SQLite file (created on first use); ``model_id``: names the model, so vectors of
-    different models never mix. ``hits`` and ``misses`` count texts served from and added to the cache.
+    ``inner``: the embedder, or a zero-argument factory of it (``lazy=True``) so that a fully cached
+    run (a replay) never loads the model. ``path``: the SQLite file (created on first use);
+    ``model_id``: names the model, so vectors of different models never mix. ``hits`` and ``misses``
+    count texts served from and added to the cache.
     """
 
-    def __init__(self, inner: EmbeddingFunction, path: Path, model_id: str) -> None:
-        self.inner = inner
+    def __init__(self, inner: Any, path: Path, model_id: str, *, lazy: bool = False) -> None:
+        self._inner = None if lazy else inner
+        self._inner_factory = inner if lazy else None
         self.path = Path(path)
         self.model_id = model_id
         self.hits = 0
         self.misses = 0
         self._lock = threading.Lock()  # analyst nodes embed from several threads
         self._conn: sqlite3.Connection | None = None
+
+    @property
+    def inner(self) -> EmbeddingFunction:
+        """The wrapped embedder, built on first use when lazy."""
+        if self._inner is None:
+            self._inner = self._inner_factory()
+        return self._inner
+
+    @property
+    def inner_loaded(self) -> bool:
+        """False while a lazy embedder has not been needed."""
+        return self._inner is not None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:

