@@ -73,7 +73,7 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
     from agents.llm.accounting import Accounting
     from agents.llm.cache import LLMCache
     from agents.llm.factory import LLMPool, make_llm
-    from agents.llm.local_model import load_local_model
+    from agents.llm.local_model import LocalModelRef
     from memory.factory import make_embedding_function, open_memory
 
     llm_cfg = config.llm
@@ -95,7 +95,9 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
     learning = config.learning
 
     def featurizer() -> Any:
-        local = load_local_model(model_path, threads=threads)  # same process-wide instance as the local backend
+        # A ref: the weights (the same process-wide instance as the local backend's) load only
+        # when a feature is missing from the cache, so a replay never loads them.
+        local = LocalModelRef(model_path, threads=threads)
         return make_featurizer(local, learning, cache_dir=Path(config.cache_dir) / "features")
 
     deps = Deps(

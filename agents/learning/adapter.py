@@ -397,8 +397,9 @@ class RewardAdapter:
         assert self.featurizer is not None
         cfg = self.config
         stop = self.featurizer.feature_index
-        base = self.featurizer.base
-        blocks = [copy.deepcopy(base.layers[i]) for i in range(stop - cfg.train_top_blocks, stop)]
+        # Only fine-tuned blocks need the model's weights; a head alone works from cached features.
+        base = self.featurizer.base if cfg.train_top_blocks else None
+        blocks = [copy.deepcopy(base.layers[i]) for i in range(stop - cfg.train_top_blocks, stop)] if base is not None else []
         for block in blocks:
             block.train(False)
             for p in block.parameters():

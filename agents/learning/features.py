@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from env.errors import ConfigError, DataError
-from agents.llm.local_model import on_model_thread
+from agents.llm.local_model import cache_kwarg, on_model_thread
 
 CACHE_FILE_NAME = "hidden_states.sqlite"
 
@@ -58,8 +58,8 @@ def run_blocks(
         config=base.config,
         inputs_embeds=states,
         attention_mask=attention_mask,
-        past_key_values=None,
         position_ids=positions,
+        **{cache_kwarg(create_causal_mask): None},
     )
     rotary = base.rotary_emb(states, positions)
     hidden = states
@@ -124,13 +124,10 @@ class HiddenStateFeaturizer:
             raise ConfigError(f"learning.pooling must be 'last' or 'mean', got {pooling!r}")
         self.prompt_template = prompt_template
         self.pooling = pooling
+        # A LocalModel, or a LocalModelRef whose weights load only on a cache miss (replays never load them).
         self.local_model = local_model
-        self.model = local_model.model
-        self.tokenizer = local_model.tokenizer
-        self.base = _base_model(self.model)
-        config = self.model.config
-        self.num_blocks: int = int(config.num_hidden_layers)
-        self.hidden_size: int = int(config.hidden_size)
+        self.num_blocks: int = int(local_model.num_hidden_layers)
+        self.hidden_size: int = int(local_model.hidden_size)
         self.feature_index: int = self.resolve_layer(layer)
         self.layer = layer
         self.max_tokens = max_tokens
@@ -145,6 +142,18 @@ class HiddenStateFeaturizer:
         if cache_dir is not None and use_disk_cache:
             Path(cache_dir).mkdir(parents=True, exist_ok=True)
             self.cache_path = Path(cache_dir) / CACHE_FILE_NAME
+
+    @property
+    def model(self) -> Any:
+        return self.local_model.model
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.local_model.tokenizer
+
+    @property
+    def base(self) -> Any:
+        return _base_model(self.model)
 
     # -- layers -------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from env.errors import LLMError
 
 from .base import CallRecord, ChatMessage, ChoiceRequest, ChoiceResult, StructuredResult, TextResult
 from .config import LocalBackendConfig
-from .local_model import LocalModel, load_local_model, on_model_thread
+from .local_model import LocalModel, cache_kwarg, load_local_model, on_model_thread, output_cache
 
 CONTENT_FREE = "N/A"
 _JSON_INSTRUCTION = (
@@ -269,7 +269,7 @@ class LocalBackend:
             return cached
         with torch.inference_mode():
             out = self.loaded.model(input_ids=torch.tensor([prefix]), use_cache=True, logits_to_keep=1)
-        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        kv = [(layer.keys, layer.values) for layer in output_cache(out).layers]
         self._prefixes[prefix] = kv
         while len(self._prefixes) > self.config.prefix_cache_entries:
             self._prefixes.popitem(last=False)
@@ -291,6 +291,7 @@ class LocalBackend:
         from transformers import DynamicCache
 
         model = self.loaded.model
+        cache_arg = cache_kwarg(model.forward)
         pad_id = int(self.loaded.tokenizer.pad_token_id)
         prefix = self._shared_prefix(prompts, cacheable) if cacheable else ()
         start = len(prefix)
@@ -314,14 +315,14 @@ class LocalBackend:
             # logits_to_keep=1: only the last position's logits are needed; the vocabulary projection
             # over every prompt position would cost ~20% of the pass for nothing.
             out = model(
-                input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                use_cache=True, logits_to_keep=1,
+                input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
+                **{cache_arg: cache},
             )
             first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
             scores = [[float(first[row, opts[0]]) for opts in options[row]] for row in range(batch)]
             pairs = [(row, j) for row in range(batch) for j, opts in enumerate(options[row]) if len(opts) > 1]
             if pairs:
-                cache = out.past_key_values
+                cache = output_cache(out)
                 rows = torch.tensor([row for row, _ in pairs])
                 cache.batch_select_indices(rows)
                 steps = max(len(options[row][j]) - 1 for row, j in pairs)
@@ -335,8 +336,8 @@ class LocalBackend:
                 cont_positions = lengths[:, None] + torch.arange(steps)[None, :]
                 full_mask = torch.cat([mask[rows], cont_mask], dim=1)
                 out2 = model(
-                    input_ids=cont, attention_mask=full_mask, position_ids=cont_positions,
-                    past_key_values=cache, use_cache=True,
+                    input_ids=cont, attention_mask=full_mask, position_ids=cont_positions, use_cache=True,
+                    **{cache_arg: cache},
                 )
                 logprobs = torch.log_softmax(out2.logits.float(), dim=-1)
                 for k, (row, j) in enumerate(pairs):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
+import json
 import os
 import shutil
 import tempfile
@@ -41,6 +43,55 @@ class LocalModel:
     source: Path
     threads: int
     name: str = field(default="")
+
+    @property
+    def num_hidden_layers(self) -> int:
+        return int(self.model.config.num_hidden_layers)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+
+class LocalModelRef:
+    """The local model's identity and shape without its weights; they load on first use.
+
+    Why: a replayed or resumed run reads every hidden-state feature from the on-disk cache and
+    never needs the weights, whose load (transformers import included) costs ~3-9 s. The feature
+    cache key and the adapter still need the model's folder, depth and width, which
+    ``config.json`` gives. ``.model`` and ``.tokenizer`` load the shared instance
+    (``load_local_model``), so a ref and a direct load never hold two copies.
+    """
+
+    def __init__(self, model_path: str | None = None, threads: int = 2, cache_dir: Path | None = None) -> None:
+        if threads < 1:
+            raise ConfigError(f"llm.backends.<name>.threads must be >= 1, got {threads}")
+        self.source = _resolve_source(model_path)
+        self.threads = threads
+        self.path = _resolve_folder(self.source, cache_dir)
+        self._model_path, self._cache_dir = model_path, cache_dir
+        config_file = self.path / "config.json"
+        try:
+            config = json.loads(config_file.read_text(encoding="utf-8"))
+            self.num_hidden_layers = int(config["num_hidden_layers"])
+            self.hidden_size = int(config["hidden_size"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{config_file}: cannot read the model's num_hidden_layers and hidden_size ({exc})") from exc
+
+    def load(self) -> LocalModel:
+        return load_local_model(self._model_path, threads=self.threads, cache_dir=self._cache_dir)
+
+    @property
+    def loaded(self) -> bool:
+        return is_local_model_loaded(self._model_path, self.threads)
+
+    @property
+    def model(self) -> Any:
+        return self.load().model
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.load().tokenizer
 
 
 # Why a per-process cache: several agents (and the adaptation code) share one model, and
@@ -92,6 +143,21 @@ def on_model_thread(method: Any) -> Any:
         return MODEL_THREAD.call(method, *args, **kwargs)
 
     return wrapper
+
+
+def cache_kwarg(fn: Any) -> str:
+    """The keyword under which ``fn`` (a model's forward, ``create_causal_mask``) takes the KV cache.
+
+    transformers 5.x renamed ``past_key_values`` to ``cache`` and drops the old name in 5.40;
+    reading the signature keeps both sides of the rename working with one code path.
+    """
+    return "cache" if "cache" in inspect.signature(fn).parameters else "past_key_values"
+
+
+def output_cache(output: Any) -> Any:
+    """The KV cache a forward pass returned (``cache`` in new transformers, ``past_key_values`` before)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
 
 
 def default_model_path() -> Path:
@@ -158,6 +224,13 @@ def _convert_gguf(gguf_path: Path, target: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _resolve_source(model_path: str | None) -> Path:
+    source = Path(model_path).expanduser().resolve() if model_path else default_model_path()
+    if not source.exists():
+        raise ConfigError(f"llm.backends.<name>.model_path: {source} does not exist")
+    return source
+
+
 def _resolve_folder(source: Path, cache_dir: Path | None) -> Path:
     if source.is_dir():
         return source
@@ -183,9 +256,7 @@ def load_local_model(
     """
     if threads < 1:
         raise ConfigError(f"llm.backends.<name>.threads must be >= 1, got {threads}")
-    source = Path(model_path).expanduser().resolve() if model_path else default_model_path()
-    if not source.exists():
-        raise ConfigError(f"llm.backends.<name>.model_path: {source} does not exist")
+    source = _resolve_source(model_path)
     key = (str(source), threads)
     with _LOAD_LOCK:
         cached = _LOADED.get(key)

@@ -99,3 +99,45 @@ def test_trace_command_prints_readable_records(finished_run, capsys):
     assert code == 0
     assert "direction" in out and "probs: buy=" in out and "prompt (user):" in out
     assert run.main(["trace", outcome.run_id, "--runs-dir", str(config.runs_dir), "--agent", "nope"]) == 1
+
+
+REPLAY_SCRIPT = """
+import json, sys
+from pathlib import Path
+from agents.llm.local_model import is_local_model_loaded
+from agents.runtime import execute
+from agents.trace import read_traces
+from tests.agents.conftest import tiny_scenario
+
+tmp, cache = Path(sys.argv[1]), sys.argv[2]
+config = tiny_scenario(tmp, **{"llm.cache": {"mode": "replay", "path": cache}})
+outcome = execute(config, resume=False, progress=False)
+print(json.dumps({
+    "finished": outcome.finished,
+    "model_loaded": is_local_model_loaded(None, 2),
+    "model_calls": sum(r.get("model_calls", 0) for r in read_traces(outcome.run_dir)),
+    "fills": (outcome.run_dir / "fills.csv").read_text(),
+}))
+"""
+
+
+def test_a_replay_from_the_llm_cache_never_loads_the_model(finished_run, tmp_path):
+    # A fresh process, so the process-wide model cache starts empty: answers come from the LLM
+    # cache, memory vectors from the embedding cache and the adapter's features from the feature
+    # cache; the weights are never needed, and the ledger is the recorded run's.
+    import subprocess
+    import sys
+
+    from tests.agents.conftest import REPO
+
+    _, outcome = finished_run
+    done = subprocess.run(
+        [sys.executable, "-c", REPLAY_SCRIPT, str(tmp_path), str(outcome.run_dir / "llm_cache.sqlite")],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["finished"]
+    assert result["model_calls"] == 0
+    assert result["model_loaded"] is False
+    assert result["fills"] == (outcome.run_dir / "fills.csv").read_text()

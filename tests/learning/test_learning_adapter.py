@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from agents.learning.adapter import FitReport, RewardAdapter, TrainingExample
+from agents.learning.adapter import FitReport, RewardAdapter, TrainingExample, make_featurizer
 from agents.learning.config import LearningConfig
+from agents.llm.local_model import LocalModelRef
 from env.errors import ConfigError
-from conftest import TEST_PHRASES, TRAIN_PHRASES, make_headlines
+from learning_headlines import TEST_PHRASES, TRAIN_PHRASES, make_headlines
 
 
 def _examples(texts, outcomes):
@@ -74,6 +75,38 @@ def test_save_load_round_trip_is_bit_identical(informed, data, featurizer, tmp_p
     assert loaded.report == report
     assert loaded.config == adapter.config
     assert loaded.base_rate == adapter.base_rate and loaded.shrink == adapter.shrink
+
+
+class _CountingRef(LocalModelRef):
+    """A real LocalModelRef that counts how often its weights are asked for."""
+
+    loads = 0
+
+    def load(self):
+        self.loads += 1
+        return super().load()
+
+
+def test_refit_and_reload_from_cached_features_never_load_the_weights(informed, data, local_model, feature_cache_dir, tmp_path):
+    # What a replayed run does: every text's features are on disk (the session featurizer wrote
+    # them), so fitting, saving, loading and predicting need the model's shape, not its weights.
+    train_texts, train_outcomes, test_texts, _ = data
+    ref = _CountingRef(None, threads=local_model.threads)
+    assert (ref.num_hidden_layers, ref.hidden_size) == (local_model.num_hidden_layers, local_model.hidden_size)
+    feat = make_featurizer(ref, LearningConfig(), cache_dir=feature_cache_dir)
+    adapter = RewardAdapter(LearningConfig(), feat)
+    report = adapter.fit(_examples(train_texts, train_outcomes))
+    adapter.save(tmp_path / "adapter.pt")
+    loaded = RewardAdapter.load(tmp_path / "adapter.pt", feat)
+    assert np.array_equal(loaded.predict_proba(test_texts), informed[0].predict_proba(test_texts))
+    assert report.model_dump(exclude={"train_seconds"}) == informed[1].model_dump(exclude={"train_seconds"})
+    assert ref.loads == 0
+    # A text the cache has never seen needs a forward pass: only then do the weights load.
+    unseen = ["Umbrella Corp announces a record share buyback"]
+    fresh = feat.pooled(unseen)
+    feat.close()
+    assert ref.loads > 0
+    np.testing.assert_allclose(fresh, make_featurizer(local_model, LearningConfig()).pooled(unseen), rtol=1e-5, atol=1e-5)
 
 
 def test_fit_is_deterministic_given_the_seed(featurizer, data):
