@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.config import load_scenario  # noqa: E402
 from agents.runtime import execute  # noqa: E402
+from agents.trace import read_traces  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,6 +40,14 @@ def run_one(scenario: Path, runs: Path, seed: int, signal: float, extra: dict[st
     config = load_scenario(scenario, overrides)
     started = time.perf_counter()
     outcome = execute(config, resume=False, progress=False)
+    test_start = config.episode.warmup_days + config.episode.train_days
+    # The adapters the test period traded with: the last fit at or before its first session, then
+    # each refit inside it. Shrink 0 means the news carried no weight (no out-of-fold skill).
+    fits = sorted(((r["day"], r["adapter_fit"]) for r in read_traces(outcome.run_dir) if r.get("adapter_fit")), key=lambda f: f[0])
+    before = [fit for day, fit in fits if day <= test_start]
+    used = before[-1:] + [fit for day, fit in fits if day > test_start]
+    first_fit = used[0] if used else {}
+    fills = (outcome.run_dir / "fills.csv").read_text().strip().splitlines()[1:]
     return {
         "seed": seed,
         "signal": signal,
@@ -47,6 +56,10 @@ def run_one(scenario: Path, runs: Path, seed: int, signal: float, extra: dict[st
         "agent_return": outcome.metrics["cumulative_return"],
         "bh_return": outcome.baselines["buy_and_hold"]["cumulative_return"],
         "exposure": outcome.metrics.get("exposure"),
+        "adapter_evidence": first_fit.get("evidence"),
+        "adapter_shrink": first_fit.get("shrink"),
+        "adapter_shrink_max": max((fit["shrink"] for fit in used), default=None),
+        "test_fills": len(fills),
         "seconds": time.perf_counter() - started,
     }
 
@@ -73,7 +86,10 @@ def main() -> int:
                 rows.append(row)
                 print(
                     f"signal={signal:<4g} seed={seed:<4d} agent Sharpe {row['agent_sharpe']:+7.2f}  B&H Sharpe {row['bh_sharpe']:+7.2f}  "
-                    f"agent CR {row['agent_return']:+.2%}  B&H CR {row['bh_return']:+.2%}  ({row['seconds']:.0f} s)",
+                    f"agent CR {row['agent_return']:+.2%}  B&H CR {row['bh_return']:+.2%}  exposure {row['exposure'] or 0:.2f}  "
+                    f"adapter z {row['adapter_evidence'] or 0:.1f} shrink {row['adapter_shrink'] or 0:.2f} "
+                    f"(max in test {row['adapter_shrink_max'] or 0:.2f})  "
+                    f"fills {row['test_fills']}  ({row['seconds']:.0f} s)",
                     flush=True,
                 )
                 if args.out:
