@@ -82,10 +82,6 @@ class LocalModelRef:
         return load_local_model(self._model_path, threads=self.threads, cache_dir=self._cache_dir)
 
     @property
-    def loaded(self) -> bool:
-        return is_local_model_loaded(self._model_path, self.threads)
-
-    @property
     def model(self) -> Any:
         return self.load().model
 
