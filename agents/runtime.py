@@ -23,7 +23,7 @@ from agents.config import ScenarioConfig, apply_overrides, parse_scenario
 from agents.deps import AGENT_NAMES, Deps
 from agents.graph import build_graph
 from agents.prompts import PromptLibrary
-from agents.state import RunState
+from agents.state import Phase, RunState
 from agents.trace import TraceWriter
 from env.errors import BudgetExceededError, ConfigError, ResumeError
 from env.market import MarketData
@@ -192,7 +192,10 @@ def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cach
             if resume and not snap.values:
                 raise ResumeError(f"run {run_id} has no checkpoint to resume in {run_dir}")
             start_input = None if (resume or snap.values) else initial_state(config, data, sched, run_id)
-            if snap.values and not snap.next:
+            # Finished means the finish node ran. An empty ``snap.next`` is not enough: after a kill
+            # between a node's saved writes and the next checkpoint, LangGraph lists that node under
+            # ``snap.tasks`` (done) and nothing under ``next``, yet the run has sessions left.
+            if _run_is_done(snap.values):
                 finished = True
             else:
                 finished = _stream(graph, start_input, thread, sched, progress, stop_after_sessions)
@@ -237,7 +240,12 @@ def _stream(graph: Any, start_input: Any, thread: dict, sched: Schedule, progres
                 return True
     finally:
         bar.close()
-    return not graph.get_state(thread).next
+    return _run_is_done(graph.get_state(thread).values)
+
+
+def _run_is_done(values: dict[str, Any] | None) -> bool:
+    """True once the finish node's update (phase = done) is in the checkpointed state."""
+    return bool(values) and str(values.get("phase", "")) == Phase.DONE.value
 
 
 def write_outputs(config: ScenarioConfig, data: MarketData, sched: Schedule, state: RunState, run_dir: Path):
@@ -275,6 +283,8 @@ def write_outputs(config: ScenarioConfig, data: MarketData, sched: Schedule, sta
 
 
 def load_run_config(runs_dir: Path, run_id: str, overrides: dict[str, Any] | None = None) -> ScenarioConfig:
+    """The config a run was started with, pointed at the folder it was found in (a run folder that
+    was moved or copied resumes where it now is, not where it was created)."""
     path = Path(runs_dir) / run_id / "config.json"
     if not path.is_file():
         raise ResumeError(f"no run {run_id!r} under {runs_dir} (looked for {path})")
@@ -282,7 +292,7 @@ def load_run_config(runs_dir: Path, run_id: str, overrides: dict[str, Any] | Non
     config = parse_scenario(raw, str(path))
     if not overrides and config.run_id() != run_id:
         raise ResumeError(f"{path} no longer hashes to {run_id}; the run folder was edited")
-    return config
+    return config.model_copy(update={"runs_dir": Path(runs_dir)})
 
 
 def metrics_table(agent: dict[str, float], baselines: dict[str, dict[str, float]]) -> str:

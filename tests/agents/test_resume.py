@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -81,13 +83,34 @@ def test_kill_9_then_resume_gives_the_uninterrupted_ledger(tmp_path):
     proc.wait()
     assert run_dir is not None and not (run_dir / "metrics.json").exists()
 
+    # A copy of the killed run, torn at the other unlucky moment: after a node's writes were saved
+    # but before LangGraph wrote the next checkpoint. LangGraph then reports no `next` node although
+    # the run has sessions left (CI once caught a resume that took this for "finished").
+    torn_runs = tmp_path / "torn"
+    shutil.copytree(runs, torn_runs)
+    _drop_latest_checkpoint(torn_runs / run_dir.name / "checkpoints.sqlite")
+
     resumed = _run(["resume", run_dir.name, "--runs-dir", str(runs), "--no-progress"], timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    for name in ("fills.csv", "equity.csv", "train_fills.csv", "train_equity.csv"):
-        a = pd.read_csv(ref_dir / name)
-        b = pd.read_csv(run_dir / name)
-        pd.testing.assert_frame_equal(a, b, check_exact=True, obj=name)
-    assert json.loads((ref_dir / "metrics.json").read_text()) == json.loads((run_dir / "metrics.json").read_text())
+    torn = _run(["resume", run_dir.name, "--runs-dir", str(torn_runs), "--no-progress"], timeout=900)
+    assert torn.returncode == 0, torn.stderr[-2000:]
+    for folder in (run_dir, torn_runs / run_dir.name):
+        for name in ("fills.csv", "equity.csv", "train_fills.csv", "train_equity.csv"):
+            a = pd.read_csv(ref_dir / name)
+            b = pd.read_csv(folder / name)
+            pd.testing.assert_frame_equal(a, b, check_exact=True, obj=f"{folder.parent.name}/{name}")
+        assert json.loads((ref_dir / "metrics.json").read_text()) == json.loads((folder / "metrics.json").read_text())
+
+
+def _drop_latest_checkpoint(path: Path) -> None:
+    """Delete the newest checkpoint and its writes, leaving its parent with every task's writes saved."""
+    with sqlite3.connect(path) as conn:
+        (latest,) = conn.execute("SELECT checkpoint_id FROM checkpoints ORDER BY checkpoint_id DESC LIMIT 1").fetchone()
+        conn.execute("DELETE FROM writes WHERE checkpoint_id = ?", (latest,))
+        conn.execute("DELETE FROM checkpoints WHERE checkpoint_id = ?", (latest,))
+        (parent,) = conn.execute("SELECT checkpoint_id FROM checkpoints ORDER BY checkpoint_id DESC LIMIT 1").fetchone()
+        (saved,) = conn.execute("SELECT count(*) FROM writes WHERE checkpoint_id = ?", (parent,)).fetchone()
+    assert saved > 0, "the parent checkpoint should hold its finished node's writes"
 
 
 def test_resume_unknown_run_is_a_clear_error(tmp_path):
