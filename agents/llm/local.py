@@ -361,30 +361,33 @@ class LocalBackend:
         with self._lock:
             option_ids = [self._option_ids(request.options) for request in requests]
             prompts = [self._prompt_ids(request.messages) for request in requests]
-            jobs: list[tuple[list[int], list[list[int]]]] = list(zip(prompts, option_ids))
             cacheable = [self._system_prefix_len(request.messages, prompt) for request, prompt in zip(requests, prompts)]
             calibration_keys: list[str | None] = [None] * len(requests)
-            pending: dict[str, int] = {}
+            extra_tokens = 0
             if self.config.calibrate:
                 for i, request in enumerate(requests):
                     key = json.dumps(
                         [[m.role, m.content] for m in content_free(request.messages)] + [list(request.options)]
                     )
                     calibration_keys[i] = key
-                    if key not in self._calibration and key not in pending:
-                        pending[key] = len(jobs)
+                    if key not in self._calibration:
+                        # Scored alone: a batch's padding and shape change the last digits of its
+                        # scores, and a key is first needed in a different batch by a process that
+                        # resumed a run than by the uninterrupted one.
                         free = content_free(request.messages)
-                        jobs.append((self._prompt_ids(free), option_ids[i]))
-                        cacheable.append(self._system_prefix_len(free, jobs[-1][0]))
+                        free_ids = self._prompt_ids(free)
+                        (self._calibration[key],) = self.score_options(
+                            [free_ids], [option_ids[i]], [self._system_prefix_len(free, free_ids)]
+                        )
+                        extra_tokens += len(free_ids)
             scores: list[list[float]] = []
             size = self.config.batch_size
-            for begin in range(0, len(jobs), size):
-                chunk = jobs[begin : begin + size]
-                scores.extend(self.score_options([p for p, _ in chunk], [o for _, o in chunk], cacheable[begin : begin + size]))
-            extra_tokens = 0
-            for key, index in pending.items():
-                self._calibration[key] = scores[index]
-                extra_tokens += len(jobs[index][0])
+            for begin in range(0, len(prompts), size):
+                scores.extend(
+                    self.score_options(
+                        prompts[begin : begin + size], option_ids[begin : begin + size], cacheable[begin : begin + size]
+                    )
+                )
         elapsed = time.perf_counter() - start
         results = []
         for i, request in enumerate(requests):

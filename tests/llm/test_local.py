@@ -103,8 +103,9 @@ def test_system_prefix_kv_is_cached_and_scores_match_a_full_pass(local_config: L
         for text in ("Apple beats estimates.", "Tesla recalls 2 million cars after a long federal safety investigation.")
     ]
     first = cached.choose_many(requests, agent="a")
-    # One pass computed the system prefix for both prompts and the content-free calibration prompt.
-    assert cached.prefix_hits == 0
+    # The system prefix was computed once, for the content-free calibration prompt (scored alone),
+    # and reused for the batch of both prompts.
+    assert cached.prefix_hits == 1
     (prefix,) = cached._prefixes
     assert list(prefix) == cached._prompt_ids(requests[0].messages)[: len(prefix)]
     assert "Apple" not in cached.loaded.tokenizer.decode(list(prefix))  # only the system message is cached
@@ -124,6 +125,22 @@ def test_system_prefix_kv_is_cached_and_scores_match_a_full_pass(local_config: L
             logprobs = torch.log_softmax(model(torch.tensor([prompt + tokens])).logits[0].float(), dim=-1)
         naive = sum(float(logprobs[len(prompt) - 1 + k, token]) for k, token in enumerate(tokens))
         assert first[1].scores[option] == pytest.approx(naive, abs=2e-3)
+
+
+def test_scores_do_not_depend_on_what_the_process_scored_before(local_config: LocalBackendConfig) -> None:
+    # A resumed run starts a fresh process: its first call for an agent must score exactly as the
+    # uninterrupted process did, which had the content-free calibration of that prompt already.
+    options = ("positive", "negative", "neutral", "irrelevant")
+    first, later = (
+        ChoiceRequest(messages=tuple(ask(text)), options=options, fallback="neutral")
+        for text in ("Tesla recalls 2 million cars after a long federal safety investigation.", "Apple beats estimates.")
+    )
+    warm = LocalBackend(local_config)
+    warm.choose_many([first], agent="a")
+    (expected,) = warm.choose_many([later], agent="a")
+    (fresh,) = LocalBackend(local_config).choose_many([later], agent="a")
+    assert fresh.scores == expected.scores
+    assert fresh.probs == expected.probs
 
 
 class Verdict(BaseModel):
