@@ -169,7 +169,7 @@ def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cach
     run_id = run_id or config.run_id()
     run_dir = Path(config.runs_dir) / run_id
     ckpt = run_dir / "checkpoints.sqlite"
-    if not resume and ckpt.exists():
+    if not resume and _has_checkpoint(ckpt):
         raise ResumeError(f"run {run_id} already exists in {run_dir}; use `python run.py resume {run_id}` or delete the folder")
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
@@ -189,9 +189,8 @@ def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cach
         try:
             graph = build_graph(deps).compile(checkpointer=saver)
             snap = graph.get_state(thread)
-            if resume and not snap.values:
-                raise ResumeError(f"run {run_id} has no checkpoint to resume in {run_dir}")
-            start_input = None if (resume or snap.values) else initial_state(config, data, sched, run_id)
+            # A run killed before its first checkpoint has nothing to continue: it starts from the beginning.
+            start_input = None if snap.values else initial_state(config, data, sched, run_id)
             # Finished means the finish node ran. An empty ``snap.next`` is not enough: after a kill
             # between a node's saved writes and the next checkpoint, LangGraph lists that node under
             # ``snap.tasks`` (done) and nothing under ``next``, yet the run has sessions left.
@@ -212,6 +211,19 @@ def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cach
             close()
     metrics, baselines = write_outputs(config, data, sched, state, run_dir)
     return RunOutcome(run_id, run_dir, True, metrics, baselines)
+
+
+def _has_checkpoint(path: Path) -> bool:
+    """Whether ``path`` holds at least one LangGraph checkpoint (a missing file or table means no)."""
+    if not path.exists():
+        return False
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT 1 FROM checkpoints LIMIT 1").fetchone() is not None
+    except sqlite3.OperationalError:  # no table yet: the saver never wrote
+        return False
+    finally:
+        conn.close()
 
 
 def _latest_checkpoint_values(saver: Any) -> dict[str, Any]:

@@ -56,15 +56,27 @@ def _sessions_done(run_dir: Path) -> int:
     return len(days)
 
 
-def test_kill_9_then_resume_gives_the_uninterrupted_ledger(tmp_path):
-    # Reference: an uninterrupted run.
-    ref_runs = tmp_path / "ref"
-    ref = _run(["run", str(_scenario_file(tmp_path, ref_runs)), "--no-progress"], timeout=900)
+@pytest.fixture(scope="module")
+def ref_dir(tmp_path_factory) -> Path:
+    """The folder of an uninterrupted run of the scenario."""
+    tmp = tmp_path_factory.mktemp("reference")
+    ref_runs = tmp / "ref"
+    ref = _run(["run", str(_scenario_file(tmp, ref_runs)), "--no-progress"], timeout=900)
     assert ref.returncode == 0, ref.stderr[-2000:]
-    (ref_dir,) = list(ref_runs.iterdir())
+    (folder,) = list(ref_runs.iterdir())
+    return folder
 
-    # Same scenario in another folder, killed with SIGKILL part-way through the training period.
-    runs = tmp_path / "killed"
+
+def _assert_same_ledger(ref_dir: Path, folder: Path) -> None:
+    for name in ("fills.csv", "equity.csv", "train_fills.csv", "train_equity.csv"):
+        a = pd.read_csv(ref_dir / name)
+        b = pd.read_csv(folder / name)
+        pd.testing.assert_frame_equal(a, b, check_exact=True, obj=f"{folder.parent.name}/{name}")
+    assert json.loads((ref_dir / "metrics.json").read_text()) == json.loads((folder / "metrics.json").read_text())
+
+
+def _kill_when(runs: Path, tmp_path: Path, ready) -> Path:
+    """Start the scenario in ``runs``, SIGKILL it as soon as ``ready(run_dir)``; return the run folder."""
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "run.py"), "run", str(_scenario_file(tmp_path, runs)), "--no-progress"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -74,14 +86,21 @@ def test_kill_9_then_resume_gives_the_uninterrupted_ledger(tmp_path):
     while time.time() < deadline:
         if runs.exists() and list(runs.iterdir()):
             run_dir = next(runs.iterdir())
-            if _sessions_done(run_dir) >= 5:
+            if ready(run_dir):
                 break
         if proc.poll() is not None:
             pytest.fail("the run finished before it could be killed; lengthen the scenario")
-        time.sleep(0.05)
+        time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert run_dir is not None and not (run_dir / "metrics.json").exists()
+    return run_dir
+
+
+def test_kill_9_then_resume_gives_the_uninterrupted_ledger(tmp_path, ref_dir):
+    # Same scenario in another folder, killed with SIGKILL part-way through the training period.
+    runs = tmp_path / "killed"
+    run_dir = _kill_when(runs, tmp_path, lambda folder: _sessions_done(folder) >= 5)
 
     # A copy of the killed run, torn at the other unlucky moment: after a node's writes were saved
     # but before LangGraph wrote the next checkpoint. LangGraph then reports no `next` node although
@@ -94,12 +113,32 @@ def test_kill_9_then_resume_gives_the_uninterrupted_ledger(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     torn = _run(["resume", run_dir.name, "--runs-dir", str(torn_runs), "--no-progress"], timeout=900)
     assert torn.returncode == 0, torn.stderr[-2000:]
-    for folder in (run_dir, torn_runs / run_dir.name):
-        for name in ("fills.csv", "equity.csv", "train_fills.csv", "train_equity.csv"):
-            a = pd.read_csv(ref_dir / name)
-            b = pd.read_csv(folder / name)
-            pd.testing.assert_frame_equal(a, b, check_exact=True, obj=f"{folder.parent.name}/{name}")
-        assert json.loads((ref_dir / "metrics.json").read_text()) == json.loads((folder / "metrics.json").read_text())
+    _assert_same_ledger(ref_dir, run_dir)
+    _assert_same_ledger(ref_dir, torn_runs / run_dir.name)
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_path, ref_dir):
+    # Killed while it loads data and models: the folder and config.json exist, no checkpoint does.
+    runs = tmp_path / "early"
+    run_dir = _kill_when(runs, tmp_path, lambda folder: (folder / "config.json").exists())
+    assert not _has_rows(run_dir / "checkpoints.sqlite", "checkpoints"), "killed too late for this test"
+
+    resumed = _run(["resume", run_dir.name, "--runs-dir", str(runs), "--no-progress"], timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    _assert_same_ledger(ref_dir, run_dir)
+    # Starting it again with `run` instead is refused now that it has checkpoints, with the way out.
+    again = _run(["run", str(_scenario_file(tmp_path, runs)), "--no-progress"], timeout=300)
+    assert again.returncode == 2 and "python run.py resume" in again.stderr
+
+
+def _has_rows(path: Path, table: str) -> bool:
+    if not path.exists():
+        return False
+    with sqlite3.connect(path) as conn:
+        try:
+            return conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None
+        except sqlite3.OperationalError:
+            return False
 
 
 def _drop_latest_checkpoint(path: Path) -> None:
