@@ -40,10 +40,11 @@ def run_one(scenario: Path, runs: Path, seed: int, signal: float, extra: dict[st
     config = load_scenario(scenario, overrides)
     started = time.perf_counter()
     outcome = execute(config, resume=False, progress=False)
-    test_start = config.episode.warmup_days + config.episode.train_days
+    traces = list(read_traces(outcome.run_dir))
+    test_start = min(r["day"] for r in traces if r.get("phase") == "test")
     # The adapters the test period traded with: the last fit at or before its first session, then
     # each refit inside it. Shrink 0 means the news carried no weight (no out-of-fold skill).
-    fits = sorted(((r["day"], r["adapter_fit"]) for r in read_traces(outcome.run_dir) if r.get("adapter_fit")), key=lambda f: f[0])
+    fits = sorted(((r["day"], r["adapter_fit"]) for r in traces if r.get("adapter_fit")), key=lambda f: f[0])
     before = [fit for day, fit in fits if day <= test_start]
     used = before[-1:] + [fit for day, fit in fits if day > test_start]
     first_fit = used[0] if used else {}

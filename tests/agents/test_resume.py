@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from agents.runtime import _has_checkpoint
+
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
@@ -121,7 +123,7 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_pat
     # Killed while it loads data and models: the folder and config.json exist, no checkpoint does.
     runs = tmp_path / "early"
     run_dir = _kill_when(runs, tmp_path, lambda folder: (folder / "config.json").exists())
-    assert not _has_rows(run_dir / "checkpoints.sqlite", "checkpoints"), "killed too late for this test"
+    assert not _has_checkpoint(run_dir / "checkpoints.sqlite"), "killed too late for this test"
 
     resumed = _run(["resume", run_dir.name, "--runs-dir", str(runs), "--no-progress"], timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -129,16 +131,6 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_pat
     # Starting it again with `run` instead is refused now that it has checkpoints, with the way out.
     again = _run(["run", str(_scenario_file(tmp_path, runs)), "--no-progress"], timeout=300)
     assert again.returncode == 2 and "python run.py resume" in again.stderr
-
-
-def _has_rows(path: Path, table: str) -> bool:
-    if not path.exists():
-        return False
-    with sqlite3.connect(path) as conn:
-        try:
-            return conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None
-        except sqlite3.OperationalError:
-            return False
 
 
 def _drop_latest_checkpoint(path: Path) -> None:
