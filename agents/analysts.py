@@ -20,7 +20,8 @@ import numpy as np
 from agents.deps import Deps
 from agents.llm.base import ChoiceRequest, ChoiceResult, model_calls_of
 from agents.memory_items import make_memory_item
-from agents.state import AnalystKind, AnalystReport, ItemJudgement, NodeName, RunState
+from agents.state import ANALYST_AGENTS, ANALYST_NODES, AgentName, AnalystKind, AnalystReport, ItemJudgement, NodeName, RunState
+from env.indicators import macd_histogram, rsi
 from env.market import MarketView
 
 IMPACT_OPTIONS = ("positive", "negative", "neutral", "irrelevant")
@@ -66,10 +67,10 @@ def macro_units(view: MarketView, ticker: str, since: int, max_chars: int) -> li
 
 UnitReader = Callable[[MarketView, str, int, int], list[TextUnit]]
 
-TEXT_ANALYSTS: dict[AnalystKind, tuple[UnitReader, str]] = {
-    AnalystKind.NEWS: (news_units, "news_analyst"),
-    AnalystKind.FILINGS: (filing_units, "filings_analyst"),
-    AnalystKind.MACRO: (macro_units, "macro_analyst"),
+TEXT_READERS: dict[AnalystKind, UnitReader] = {
+    AnalystKind.NEWS: news_units,
+    AnalystKind.FILINGS: filing_units,
+    AnalystKind.MACRO: macro_units,
 }
 
 
@@ -90,9 +91,9 @@ def judge_reason(kind: AnalystKind, probs: dict[str, float], adapter_p_up: float
 
 def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
     """A text analyst node (news, filings or macro) for every ticker in the scenario."""
-    reader, agent = TEXT_ANALYSTS[kind]
+    reader, agent = TEXT_READERS[kind], ANALYST_AGENTS[kind]
     cfg = deps.config.analysts
-    node_name = NodeName(f"{kind.value}_analyst")
+    node_name = ANALYST_NODES[kind]
 
     def node(state: RunState) -> dict:
         view = deps.data.view(state.day)
@@ -108,14 +109,14 @@ def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
             if units:
                 requests = [
                     ChoiceRequest(
-                        messages=deps.prompts.render(agent, ticker=ticker, date=str(view.date), item=u.text).chat(),
+                        messages=deps.prompts.render(agent.value, ticker=ticker, date=str(view.date), item=u.text).chat(),
                         options=IMPACT_OPTIONS,
                         fallback="irrelevant",
                     )
                     for u in units
                 ]
                 llm = deps.llm(agent)
-                results: list[ChoiceResult] = llm.choose_many(requests, agent=agent)
+                results: list[ChoiceResult] = llm.choose_many(requests, agent=agent.value)
                 model_calls = model_calls_of([res.record for res in results])
                 p_ups = deps.adapter.predict([u.text for u in units])
                 items = []
@@ -169,44 +170,32 @@ def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
                     skipped=skipped,
                     latency_s=time.perf_counter() - started,
                 )
-            reports[f"{kind.value}:{ticker}"] = report
-        return {"reports": reports}
+            reports[ticker] = report
+        return {"reports": {kind: reports}}
 
     node.__name__ = node_name.value
     return node
 
 
 # -- market / technical analyst ---------------------------------------------------------------
-def _ema(x: np.ndarray, span: int) -> np.ndarray:
-    alpha = 2.0 / (span + 1.0)
-    out = np.empty_like(x)
-    out[0] = x[0]
-    for i in range(1, len(x)):
-        out[i] = alpha * x[i] + (1 - alpha) * out[i - 1]
-    return out
-
-
 def technical_indicators(closes: Sequence[float]) -> dict[str, float]:
-    """Indicators from closes up to the decision date (pure; NaN-free for >= 2 prices)."""
+    """Indicators from closes up to the decision date (pure; NaN-free for >= 2 prices). RSI(14) is
+    Wilder's, as the ``rsi`` baseline computes it (50 until 15 closes are in)."""
     c = np.asarray(closes, dtype=float)
     r = np.diff(c) / c[:-1] if len(c) > 1 else np.zeros(1)
 
     def ret(n: int) -> float:
         return float(c[-1] / c[max(0, len(c) - 1 - n)] - 1.0)
 
-    gains = np.clip(r[-14:], 0, None).mean() if r.size else 0.0
-    losses = -np.clip(r[-14:], None, 0).mean() if r.size else 0.0
-    rsi = 100.0 if losses == 0 else 100.0 - 100.0 / (1.0 + gains / losses)
-    macd = _ema(c, 12) - _ema(c, 26)
-    signal = _ema(macd, 9)
+    rsi14 = rsi(c, 14)
     return {
         "return_1d": ret(1),
         "return_5d": ret(5),
         "return_20d": ret(20),
         "price_vs_sma10": float(c[-1] / c[-10:].mean() - 1.0),
         "sma10_vs_sma30": float(c[-10:].mean() / c[-30:].mean() - 1.0),
-        "rsi14": float(rsi),
-        "macd_hist": float((macd[-1] - signal[-1]) / c[-1]),
+        "rsi14": 50.0 if rsi14 is None else float(rsi14),
+        "macd_hist": float(macd_histogram(c) / c[-1]),
         "volatility_20d_annual": float(r[-20:].std(ddof=1) * np.sqrt(252)) if r.size > 2 else 0.0,
     }
 
@@ -225,7 +214,7 @@ def format_indicators(ind: dict[str, float]) -> str:
 def make_market_analyst(deps: Deps) -> Callable[[RunState], dict]:
     """The market/technical analyst node: indicators in code, a calibrated trend call by the model."""
     cfg = deps.config.analysts
-    agent = "market_analyst"
+    agent = AgentName.MARKET_ANALYST
 
     def node(state: RunState) -> dict:
         view = deps.data.view(state.day)
@@ -235,10 +224,10 @@ def make_market_analyst(deps: Deps) -> Callable[[RunState], dict]:
             closes = view.series(ticker, "close", lookback=cfg.technical_lookback_days)
             ind = technical_indicators(closes)
             summary = format_indicators(ind)
-            rendered = deps.prompts.render(agent, ticker=ticker, date=str(view.date), summary=summary)
+            rendered = deps.prompts.render(agent.value, ticker=ticker, date=str(view.date), summary=summary)
             llm = deps.llm(agent)
-            res = llm.choose(rendered.chat(), TREND_OPTIONS, agent=agent, fallback="neutral")
-            reports[f"market:{ticker}"] = AnalystReport(
+            res = llm.choose(rendered.chat(), TREND_OPTIONS, agent=agent.value, fallback="neutral")
+            reports[ticker] = AnalystReport(
                 analyst=AnalystKind.MARKET, ticker=ticker, day=state.day, trend_probs=res.probs, summary=summary
             )
             deps.tracer.write(
@@ -255,7 +244,7 @@ def make_market_analyst(deps: Deps) -> Callable[[RunState], dict]:
                 model_calls=model_calls_of([res.record]),
                 latency_s=time.perf_counter() - started,
             )
-        return {"reports": reports}
+        return {"reports": {AnalystKind.MARKET: reports}}
 
     node.__name__ = NodeName.MARKET_ANALYST.value
     return node

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agents.learning.config import LearningConfig
 from agents.llm.config import LLMConfig
+from agents.state import AgentName
 from env.config import BrokerConfig, DataConfig, SyntheticConfig
 from env.errors import ConfigError
 from memory.config import MemoryConfig
@@ -92,6 +93,12 @@ class RiskConfig(_Config):
     max_position_fraction: float = Field(1.0, gt=0, le=1, description="Hard cap on one ticker's weight.")
     max_daily_turnover: float = Field(1.0, gt=0, le=2, description="Hard cap on the weight traded per ticker and session.")
     min_trade_weight: float = Field(0.02, ge=0, lt=1, description="Weight changes smaller than this are not traded (saves costs).")
+    sizing: Literal["kelly", "fixed"] = Field(
+        "kelly",
+        description="kelly: scaled Kelly under the CVaR budget. fixed: a buy aims at +fixed_weight and a sell at -fixed_weight "
+        "(0 when long-only), with no Kelly and no CVaR cap (the 'fixed sizing' ablation); hard limits apply either way.",
+    )
+    fixed_weight: float = Field(1.0, gt=0, le=1, description="Target |weight| of a buy or sell when sizing is fixed.")
 
 
 class EpisodeConfig(_Config):
@@ -120,13 +127,23 @@ class EpisodeConfig(_Config):
     )
     example_text_chars: int = Field(200, ge=20, le=4000, description="Characters of an article body kept with its headline as a training example.")
     lesson_max_tokens: int = Field(32, ge=4, le=512, description="Most tokens a reflection lesson or belief update may generate.")
+    reflection: bool = Field(
+        True,
+        description="Write reflection lessons and episode-end belief updates. False is the 'no reflection' ablation; the "
+        "reward adapter still refits (that is learning.enabled).",
+    )
 
 
 class ScenarioConfig(_Config):
     """A whole run: data, broker, memory, LLM backends, learning, rewards, agents and episodes."""
 
     name: str = Field("scenario", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Scenario name; prefixes the run id.")
-    seed: int = Field(0, ge=0, description="Seed for every random choice in the run (data, baselines, training).")
+    seed: int = Field(
+        0, ge=0,
+        description="The run's seed. Every random choice derives from it unless a section sets its own: the synthetic market "
+        "(data.seed), the reward adapter's initialisation and batch order (learning.seed), sampled text of local backends "
+        "(llm.backends.<name>.seed), the random baseline and RL training.",
+    )
     runs_dir: Path = Field(Path("runs"), description="Directory under which each run gets its own folder.")
     cache_dir: Path = Field(Path(".cache/tradegraph"), description="Cache for fetched data and converted models.")
     data: DataConfig = Field(default_factory=SyntheticConfig, description="Market data source.")
@@ -139,6 +156,64 @@ class ScenarioConfig(_Config):
     direction: DirectionConfig = Field(default_factory=DirectionConfig, description="Direction agent.")
     risk: RiskConfig = Field(default_factory=RiskConfig, description="Quantity-and-risk agent and hard limits.")
     episode: EpisodeConfig = Field(default_factory=EpisodeConfig, description="Training and test periods.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_seeds(cls, raw: Any) -> Any:
+        """Sections that leave their seed out take the run's ``seed`` (written into the validated
+        config, so the run id and config.json say which seed each part used)."""
+        if not isinstance(raw, dict) or "seed" not in raw:
+            return raw
+        seed = raw["seed"]
+        raw = dict(raw)
+        data = raw.get("data")
+        if data is None:
+            raw["data"] = {"kind": "synthetic", "seed": seed}
+        elif isinstance(data, dict) and data.get("kind", "synthetic") == "synthetic" and "seed" not in data:
+            raw["data"] = {**data, "kind": "synthetic", "seed": seed}
+        learning = raw.get("learning")
+        if learning is None:
+            raw["learning"] = {"seed": seed}
+        elif isinstance(learning, dict) and "seed" not in learning:
+            raw["learning"] = {**learning, "seed": seed}
+        llm = raw.get("llm")
+        if isinstance(llm, dict) and isinstance(llm.get("backends"), dict):
+            backends = {}
+            for key, backend in llm["backends"].items():
+                local = isinstance(backend, dict) and backend.get("kind", "local") == "local"
+                backends[key] = {**backend, "seed": seed} if local and "seed" not in backend else backend
+            raw["llm"] = {**llm, "backends": backends}
+        return raw
+
+    @model_validator(mode="after")
+    def _check_agents(self) -> ScenarioConfig:
+        allowed = [a.value for a in AgentName]
+        unknown = sorted(set(self.llm.agents) - set(allowed))
+        if unknown:
+            raise ValueError(f"llm.agents: unknown agent(s) {unknown}; the agents are {allowed}")
+        if self.learning.enabled:
+            self.featurizer_backend()  # raises if no local backend can serve the adapter's hidden states
+        return self
+
+    def featurizer_backend(self) -> str:
+        """The local backend whose model gives the reward adapter its hidden states: ``learning.backend``
+        if set, else the news analyst's backend if it is local, else the only local backend."""
+        backends = self.llm.backends
+        local = [name for name, b in backends.items() if getattr(b, "kind", "") == "local"]
+        name = self.learning.backend
+        if name is not None:
+            if name not in local:
+                raise ValueError(f"learning.backend: {name!r} is not a local backend; local backends: {local}")
+            return name
+        news = self.llm.backend_name(AgentName.NEWS_ANALYST.value)
+        if news in local:
+            return news
+        if len(local) == 1:
+            return local[0]
+        raise ValueError(
+            f"learning: the reward adapter reads hidden states of a local model, and the news analyst's backend {news!r} "
+            f"is not local; set learning.backend to one of {local} (or learning.enabled: false)"
+        )
 
     @model_validator(mode="after")
     def _risk_within_broker(self) -> ScenarioConfig:

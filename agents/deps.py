@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agents.journal import RunJournal
 from agents.prompts import PromptLibrary
+from agents.state import AgentName
 from agents.trace import TraceWriter
 from env.market import MarketData
 
@@ -19,23 +21,20 @@ if TYPE_CHECKING:
     from memory.base import MemoryStore
 
 
-# Agent names used in `llm.agents` to pick a backend per agent.
-AGENT_NAMES = ("news_analyst", "filings_analyst", "macro_analyst", "market_analyst", "direction", "reflection")
-
-
 @dataclass
 class Deps:
     """Everything the nodes use besides the state. Built by ``agents.runtime``, passed to ``build_graph``."""
 
     config: ScenarioConfig
     data: MarketData
-    llms: Mapping[str, LLM]
+    llms: Mapping[AgentName, LLM]
     memory: MemoryStore
     prompts: PromptLibrary
     tracer: TraceWriter
     adapter: AdapterHandle
     accounting: Accounting
+    journal: RunJournal
     run_dir: Path
 
-    def llm(self, agent: str) -> LLM:
-        return self.llms[agent]
+    def llm(self, agent: AgentName | str) -> LLM:
+        return self.llms[AgentName(agent)]

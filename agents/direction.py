@@ -18,11 +18,13 @@ from collections.abc import Callable, Sequence
 
 from agents.deps import Deps
 from agents.llm.base import model_calls_of
-from agents.state import Action, AnalystKind, DirectionDecision, NodeName, RunState
+from agents.state import Action, AgentName, AnalystKind, DirectionDecision, NodeName, RunState
 from env.broker import Broker
+from env.records import SourceType
+from memory.base import Layer
 
 ACTIONS = (Action.BUY.value, Action.SELL.value, Action.HOLD.value)
-TEXT_SOURCES = {"news", "10-K", "10-Q", "8-K", "macro"}
+TEXT_SOURCES = frozenset({SourceType.NEWS, SourceType.FILING_10K, SourceType.FILING_10Q, SourceType.FILING_8K, SourceType.MACRO})
 
 
 def _logit(p: float) -> float:
@@ -81,7 +83,7 @@ def combine(
 
 def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
     cfg = deps.config.direction
-    agent = "direction"
+    agent = AgentName.DIRECTION
 
     def node(state: RunState) -> dict:
         view = deps.data.view(state.day)
@@ -97,15 +99,15 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                 as_of=view.decision_time,
                 k_per_layer=cfg.memories_per_layer,
             )
-            memories = [s for s in scored if s.item.layer.value != "reflection"]
-            lessons = [s for s in scored if s.item.layer.value == "reflection"]
+            memories = [s for s in scored if s.item.layer != Layer.REFLECTION]
+            lessons = [s for s in scored if s.item.layer == Layer.REFLECTION]
             # Today's relevant items are in memory already; make sure they count even if retrieval ranked them low.
             seen = {s.item.id for s in memories}
             fresh_ids = [
                 j.memory_id
-                for key, rep in state.reports.items()
-                if rep.ticker == ticker and rep.analyst != AnalystKind.MARKET
-                for j in rep.judgements
+                for kind, by_ticker in state.reports.items()
+                if kind != AnalystKind.MARKET and ticker in by_ticker
+                for j in by_ticker[ticker].judgements
                 if j.stored and j.memory_id and j.memory_id not in seen
             ]
             extra = deps.memory.get(fresh_ids) if fresh_ids else []
@@ -126,7 +128,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
             # Evidence only, around 0.5: how often prices rise is the risk agent's business (it pairs that
             # with the payoff ratio of the same window); here a base rate below 1/2 would mean "sell" every day.
             p_up = evidence_signal(evidence_logits, weights, 0.5)
-            trend = state.reports.get(f"market:{ticker}")
+            trend = state.report(AnalystKind.MARKET, ticker)
             trend_probs = trend.trend_probs if trend else None
             weight_now = float(broker_weights.get(ticker, 0.0))
             position = f"{weight_now:+.1%} of equity ({'long' if weight_now > 0 else 'short' if weight_now < 0 else 'flat'})"
@@ -141,12 +143,12 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                 f"\ntrend call: {', '.join(f'{k} {v:.2f}' for k, v in trend_probs.items())}" if trend_probs else ""
             )
             rendered = deps.prompts.render(
-                agent, ticker=ticker, date=str(view.date), position=position, technical=technical,
+                agent.value, ticker=ticker, date=str(view.date), position=position, technical=technical,
                 memories=mem_block, lessons=lesson_block,
             )
             messages = rendered.chat()
             llm = deps.llm(agent)
-            res = llm.choose(messages, ACTIONS, agent=agent, fallback=Action.HOLD.value)
+            res = llm.choose(messages, ACTIONS, agent=agent.value, fallback=Action.HOLD.value)
             model_calls = model_calls_of([res.record])
             llm_logs = {a: math.log(max(res.probs.get(a, 1e-9), 1e-9)) for a in ACTIONS}
             raw_tilt = {"tilt": (trend_probs.get("bullish", 0.0) - trend_probs.get("bearish", 0.0)) if trend_probs else 0.0}

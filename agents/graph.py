@@ -3,6 +3,11 @@
     open_session -> reward -> reflect -> [news | filings | macro | market analysts] -> direction
                  -> risk -> execute -> close_session -> (next session: open_session | finish)
 
+Each node is a factory in its own module: the bookkeeping nodes in ``agents.nodes`` (one module
+each), the analysts in ``agents.analysts``, the direction agent in ``agents.direction`` and the
+risk agent beside the Kelly/CVaR maths in ``agents.risk``. ``reward`` and ``reflect`` run first
+because the rewards maturing at this session's close are known before its decision.
+
 ``build_graph(deps)`` returns the uncompiled ``StateGraph``; ``agents.runtime`` compiles it with the
 SQLite checkpointer. Nothing is compiled or connected at import time.
 """
@@ -14,16 +19,13 @@ from langgraph.graph import END, START, StateGraph
 from agents.analysts import make_analyst, make_market_analyst
 from agents.deps import Deps
 from agents.direction import make_direction_agent
-from agents.session import (
-    make_close_session,
-    make_execute_node,
-    make_finish_node,
-    make_open_session,
-    make_reflect_node,
-    make_reward_node,
-    make_risk_agent,
-    route_after_close,
-)
+from agents.nodes.close_session import make_close_session, route_after_close
+from agents.nodes.execute import make_execute_node
+from agents.nodes.finish import make_finish_node
+from agents.nodes.open_session import make_open_session
+from agents.nodes.reflect import make_reflect_node
+from agents.nodes.reward import make_reward_node
+from agents.risk import make_risk_node
 from agents.state import ANALYST_NODES, AnalystKind, NodeName, RunState
 
 
@@ -43,7 +45,7 @@ def build_graph(deps: Deps) -> StateGraph:
         node = make_market_analyst(deps) if kind == AnalystKind.MARKET else make_analyst(kind, deps)
         g.add_node(ANALYST_NODES[kind].value, node)
     g.add_node(NodeName.DIRECTION.value, make_direction_agent(deps))
-    g.add_node(NodeName.RISK.value, make_risk_agent(deps))
+    g.add_node(NodeName.RISK.value, make_risk_node(deps))
     g.add_node(NodeName.EXECUTE.value, make_execute_node(deps))
     g.add_node(NodeName.CLOSE_SESSION.value, make_close_session(deps))
     g.add_node(NodeName.FINISH.value, make_finish_node(deps))

@@ -2,16 +2,20 @@
 
 The model proposes a direction and its probability; nothing a model writes reaches the size
 except through ``p_up``, and every cap below is applied after it. Pure functions first, then the
-portfolio-level sizing used by the graph's ``risk`` node.
+portfolio-level sizing, then the graph's ``risk`` node (``make_risk_node``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from agents.deps import Deps
+from agents.nodes.common import trace
+from agents.state import Action, NodeName, RunState, SizedOrder
+from env.broker import Broker
 from rewards.momentum import historical_cvar
 
 
@@ -71,7 +75,7 @@ class SizingResult:
 
 def size_position(
     *,
-    action: str,
+    action: Action,
     p_up: float,
     current_weight: float,
     returns: Sequence[float] | np.ndarray,
@@ -80,6 +84,7 @@ def size_position(
     cvar_budget: float,
     limits: SizingLimits,
     neutral_weight: float = 0.0,
+    fixed_weight: float | None = None,
 ) -> SizingResult:
     """Target weight for one ticker. ``action`` is buy/sell/hold; ``p_up`` the direction agent's
     probability that the price goes up, where 0.5 means its evidence has no edge.
@@ -89,7 +94,11 @@ def size_position(
     b = mean win / mean loss. Without an edge this is Kelly on the recent drift. The target is
     ``neutral_weight + kelly_scale * f``, with ``f`` the long Kelly fraction when the odds favour
     up and minus the short one when they favour down.
+
+    ``fixed_weight`` replaces Kelly and the CVaR budget (the "fixed sizing" ablation): buy aims at
+    ``+fixed_weight``, sell at ``-fixed_weight`` (0 when long-only); the hard limits still apply.
     """
+    action = Action(action)
     payoff = payoff_ratio(returns)
     p_win = min(1.0, max(0.0, up_share(returns) + (p_up - 0.5)))
     caps: list[str] = []
@@ -98,12 +107,14 @@ def size_position(
     f_long = kelly_fraction(p_win, payoff)
     f_short = kelly_fraction(1.0 - p_win, 1.0 / payoff)
     kelly_target = neutral_weight + (kelly_scale * f_long if f_long > 0 else -kelly_scale * f_short)
+    if fixed_weight is not None:
+        kelly_target = fixed_weight if action == Action.BUY else -fixed_weight if action == Action.SELL else current_weight
     if not limits.allow_short:
         kelly_target = max(0.0, kelly_target)
-    if action == "buy":
+    if action == Action.BUY:
         f = f_long
         target = max(current_weight, kelly_target)
-    elif action == "sell":
+    elif action == Action.SELL:
         f = f_short
         target = min(current_weight, kelly_target)
         if not limits.allow_short and current_weight > 0 and target <= 0:
@@ -112,7 +123,7 @@ def size_position(
         f = 0.0
         target = current_weight
     cap, cvar = cvar_weight_cap(returns, cvar_alpha, cvar_budget)
-    if abs(target) > cap:
+    if fixed_weight is None and abs(target) > cap:
         target = float(np.sign(target) * cap)
         caps.append("cvar_budget")
     if abs(target) > limits.max_position_fraction:
@@ -125,7 +136,7 @@ def size_position(
     if abs(delta) > limits.max_daily_turnover:
         target = current_weight + float(np.sign(delta)) * limits.max_daily_turnover
         caps.append("max_daily_turnover")
-    if 0 < abs(target - current_weight) < limits.min_trade_weight and action != "sell":
+    if 0 < abs(target - current_weight) < limits.min_trade_weight and action != Action.SELL:
         target = current_weight
         caps.append("min_trade_weight")
     return SizingResult(target_weight=float(target), kelly_fraction=f, payoff=payoff, cvar=cvar, p_win=p_win, caps=caps)
@@ -146,3 +157,54 @@ def enforce_gross_exposure(targets: Mapping[str, float], current: Mapping[str, f
         scaled = w * scale
         out[t] = float(base if abs(scaled) < abs(base) else scaled)
     return out, True
+
+
+def sizing_limits(deps: Deps) -> SizingLimits:
+    """The strictest of the risk agent's and the broker's hard limits."""
+    risk, broker_cfg = deps.config.risk, deps.config.broker
+    return SizingLimits(
+        max_position_fraction=min(risk.max_position_fraction, broker_cfg.max_position_fraction),
+        max_daily_turnover=min(risk.max_daily_turnover, broker_cfg.max_daily_turnover or float("inf")),
+        max_gross_exposure=broker_cfg.max_gross_exposure,
+        allow_short=broker_cfg.allow_short,
+        min_trade_weight=risk.min_trade_weight,
+    )
+
+
+def make_risk_node(deps: Deps) -> Callable[[RunState], dict]:
+    """The ``risk`` node: each decision sized by ``size_position``, then the portfolio's gross
+    exposure enforced. No model output reaches the size except through the direction probability."""
+    risk = deps.config.risk
+    limits = sizing_limits(deps)
+    fixed = risk.fixed_weight if risk.sizing == "fixed" else None
+
+    def node(state: RunState) -> dict:
+        view = deps.data.view(state.day)
+        weights = Broker.weights_in(state.broker)
+        sized: dict[str, SizedOrder] = {}
+        for ticker, dec in state.decisions.items():
+            closes = view.series(ticker, "close", lookback=risk.payoff_window_days + 1)
+            returns = np.diff(closes) / closes[:-1]
+            current = float(weights.get(ticker, 0.0))
+            res = size_position(
+                action=dec.action, p_up=dec.p_up, current_weight=current, returns=returns,
+                kelly_scale=risk.kelly_scale, cvar_alpha=risk.cvar_alpha, cvar_budget=risk.cvar_budget, limits=limits,
+                neutral_weight=risk.neutral_weight, fixed_weight=fixed,
+            )
+            sized[ticker] = SizedOrder(
+                ticker=ticker, action=dec.action, prev_weight=current, target_weight=res.target_weight,
+                kelly_fraction=res.kelly_fraction, payoff_ratio=res.payoff, cvar=res.cvar, p_win=res.p_win, caps=res.caps,
+            )
+        targets, scaled = enforce_gross_exposure(
+            {t: s.target_weight for t, s in sized.items()}, {t: float(weights.get(t, 0.0)) for t in sized}, limits.max_gross_exposure
+        )
+        for t, w in targets.items():
+            if scaled and w != sized[t].target_weight:
+                sized[t] = sized[t].model_copy(update={"target_weight": w, "caps": sized[t].caps + ["max_gross_exposure"]})
+            s = sized[t]
+            trace(deps, state, NodeName.RISK, ticker=t, action=s.action.value, target_weight=s.target_weight, caps=s.caps,
+                  kelly_fraction=s.kelly_fraction, payoff_ratio=s.payoff_ratio, cvar=s.cvar, p_win=s.p_win, prev_weight=s.prev_weight)
+        return {"orders": sized}
+
+    node.__name__ = NodeName.RISK.value
+    return node

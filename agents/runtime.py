@@ -2,7 +2,7 @@
 and write the run directory's outputs (metrics, equity, fills, plot, baselines).
 
 A run lives in ``<runs_dir>/<run_id>/`` with ``config.json``, ``checkpoints.sqlite``,
-``traces.jsonl``, ``memory/``, ``adapter/``, ``llm_cache.sqlite`` and, when it finishes,
+``journal.sqlite`` (the histories), ``traces.jsonl``, ``memory/``, ``adapter/``, ``llm_cache.sqlite`` and, when it finishes,
 ``metrics.json``, ``baselines.json``, ``equity.csv``, ``fills.csv``, ``equity.png``.
 """
 
@@ -20,10 +20,11 @@ from typing import Any
 
 from agents.adaptation import AdapterHandle
 from agents.config import ScenarioConfig, apply_overrides, parse_scenario
-from agents.deps import AGENT_NAMES, Deps
+from agents.deps import Deps
 from agents.graph import build_graph
+from agents.journal import Account, RunJournal
 from agents.prompts import PromptLibrary
-from agents.state import Phase, RunState
+from agents.state import AgentName, Phase, RunState
 from agents.trace import TraceWriter
 from env.errors import BudgetExceededError, ConfigError, ResumeError
 from env.market import MarketData
@@ -59,11 +60,12 @@ def load_data(config: ScenarioConfig) -> MarketData:
     return load_market(config.data, Path(config.cache_dir))
 
 
-def _local_model_settings(config: ScenarioConfig) -> tuple[str | None, int]:
-    local = config.llm.backends.get("local")
-    if local is not None and getattr(local, "kind", "") == "local":
-        return local.model_path, local.threads
-    return None, 2
+def _featurizer_model(config: ScenarioConfig) -> tuple[str | None, int]:
+    """(model path, threads) of the local backend that gives the adapter its hidden states."""
+    if not config.learning.enabled:
+        return None, 1
+    backend = config.llm.backends[config.featurizer_backend()]
+    return backend.model_path, backend.threads
 
 
 def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_id: str, accounting_state: dict | None = None,
@@ -75,6 +77,7 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
     from agents.llm.factory import LLMPool, make_llm
     from agents.llm.local_model import LocalModelRef
     from memory.factory import make_embedding_function, open_memory
+    from memory.session_store import SessionMemoryStore
 
     llm_cfg = config.llm
     mode = cache_mode or llm_cfg.cache.mode.value
@@ -88,10 +91,15 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
         else Accounting(llm_cfg.budget, llm_cfg.prices)
     )
     pool = LLMPool(llm_cfg)  # one backend per configured name, shared by the agents that use it
-    llms = {agent: make_llm(llm_cfg, agent, cache=cache, accounting=accounting, pool=pool) for agent in AGENT_NAMES}
-    embed = make_embedding_function(config.memory, cache_path=Path(config.cache_dir) / "embeddings.sqlite")
-    memory = open_memory(config.memory, run_dir, embedding_function=embed)
-    model_path, threads = _local_model_settings(config)
+    llms = {agent: make_llm(llm_cfg, agent.value, cache=cache, accounting=accounting, pool=pool) for agent in AgentName}
+    embed = None
+    if config.memory.enabled:
+        embed = make_embedding_function(config.memory, cache_path=Path(config.cache_dir) / "embeddings.sqlite")
+        memory = open_memory(config.memory, run_dir, embedding_function=embed)
+    else:
+        memory = SessionMemoryStore(config.memory)
+    journal = RunJournal(run_dir)
+    model_path, threads = _featurizer_model(config)
     learning = config.learning
 
     def featurizer() -> Any:
@@ -103,11 +111,12 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
     deps = Deps(
         config=config, data=data, llms=llms, memory=memory, prompts=PromptLibrary(),
         tracer=TraceWriter(run_dir, run_id), adapter=AdapterHandle(learning, run_dir, featurizer),
-        accounting=accounting, run_dir=run_dir,
+        accounting=accounting, journal=journal, run_dir=run_dir,
     )
 
     def close() -> None:
         memory.close()
+        journal.close()
         if hasattr(embed, "close"):
             embed.close()
         pool.close()
@@ -128,7 +137,7 @@ def checkpointer(run_dir: Path) -> Iterator[Any]:
     allowed = [
         (state_module.__name__, name)
         for name in ("Action", "AnalystKind", "Phase", "ItemJudgement", "AnalystReport", "DirectionDecision",
-                     "SizedOrder", "PendingDecision", "Example", "RunState")
+                     "SizedOrder", "MaturedPart", "RunState")
     ]
     conn = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -144,7 +153,7 @@ def initial_state(config: ScenarioConfig, data: MarketData, sched: Schedule, run
     broker = Broker(data, config.broker)
     return RunState(
         run_id=run_id, day=sched.first_day, first_day=sched.first_day, test_start=sched.test_start,
-        end_day=sched.end_day, prev_day=sched.first_day - 1, broker=broker.state_dict(),
+        end_day=sched.end_day, prev_day=sched.first_day - 1, broker=broker.state_dict(history=False),
     )
 
 
@@ -200,7 +209,6 @@ def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cach
                 finished = _stream(graph, start_input, thread, sched, progress, stop_after_sessions)
             if not finished:
                 return RunOutcome(run_id, run_dir, False, None, None, "stopped early; resume to continue")
-            state = RunState.model_validate(graph.get_state(thread).values)
         except BudgetExceededError as exc:
             return RunOutcome(
                 run_id, run_dir, False, None, None,
@@ -209,7 +217,7 @@ def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cach
             )
         finally:
             close()
-    metrics, baselines = write_outputs(config, data, sched, state, run_dir)
+    metrics, baselines = write_outputs(config, data, sched, run_dir)
     return RunOutcome(run_id, run_dir, True, metrics, baselines)
 
 
@@ -260,27 +268,30 @@ def _run_is_done(values: dict[str, Any] | None) -> bool:
     return bool(values) and str(values.get("phase", "")) == Phase.DONE.value
 
 
-def write_outputs(config: ScenarioConfig, data: MarketData, sched: Schedule, state: RunState, run_dir: Path):
+def write_outputs(config: ScenarioConfig, data: MarketData, sched: Schedule, run_dir: Path):
     """metrics.json (test period), baselines.json, equity.csv, fills.csv, train_equity.csv, equity.png."""
     from env.baselines import make_strategy
-    from env.broker import Broker
     from env.engine import run_backtest
     from env.metrics import compute_metrics
     from env.plot import plot_equity
 
-    broker = Broker.from_state_dict(data, state.broker)
-    daily = broker.ledger.equity
+    journal = RunJournal(run_dir)
+    try:
+        test, train = journal.ledger(data, Account.TEST), journal.ledger(data, Account.TRAIN)
+        daily, fills = test.equity, test.fills
+        train_equity, train_fills = train.equity, train.fills
+    finally:
+        journal.close()
     equity = daily["equity"]
     metrics = compute_metrics(
         equity, turnover=daily["traded_notional"] / daily["equity"], exposure=daily["gross_exposure"] / daily["equity"],
         risk_free_annual=0.0,
     )
     equity.rename("equity").rename_axis("date").to_csv(run_dir / "equity.csv")
-    broker.ledger.fills.to_csv(run_dir / "fills.csv", index=False)
-    if state.train_broker:
-        train = Broker.from_state_dict(data, state.train_broker)
-        train.ledger.equity["equity"].rename_axis("date").to_csv(run_dir / "train_equity.csv")
-        train.ledger.fills.to_csv(run_dir / "train_fills.csv", index=False)
+    fills.to_csv(run_dir / "fills.csv", index=False)
+    if len(train_equity):
+        train_equity["equity"].rename_axis("date").to_csv(run_dir / "train_equity.csv")
+        train_fills.to_csv(run_dir / "train_fills.csv", index=False)
     baselines, bh_equity = {}, None
     for name in BASELINES:
         params = {"seed": config.seed} if name == "random" else {}

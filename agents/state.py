@@ -1,8 +1,13 @@
-"""The graph's one typed state, and the enums that name actions, analysts, phases and nodes.
+"""The graph's one typed state, and the enums that name actions, analysts, agents, phases and nodes.
 
 Nodes return partial updates. Per-session fields are reset by ``open_session``; analyst reports
 from the parallel fan-out merge through the ``merge_reports`` reducer. Everything here is plain
 data (JSON-able through pydantic) so LangGraph's checkpointer can persist it after every step.
+
+The state holds only what the next session needs, and nothing in it grows with the run: the broker
+without its history, the reward trackers' pending decisions, this session's reports and decisions,
+bounded windows. Histories (orders, fills, daily equity, training examples, decisions waiting for
+their reward, lessons) go to the run's journal (``agents.journal``), keyed by session.
 """
 
 from __future__ import annotations
@@ -26,6 +31,17 @@ class AnalystKind(StrEnum):
     MARKET = "market"
 
 
+class AgentName(StrEnum):
+    """The agents that talk to an LLM; ``llm.agents`` maps these names to backends."""
+
+    NEWS_ANALYST = "news_analyst"
+    FILINGS_ANALYST = "filings_analyst"
+    MACRO_ANALYST = "macro_analyst"
+    MARKET_ANALYST = "market_analyst"
+    DIRECTION = "direction"
+    REFLECTION = "reflection"
+
+
 class Phase(StrEnum):
     TRAIN = "train"
     TEST = "test"
@@ -46,6 +62,13 @@ class NodeName(StrEnum):
     CLOSE_SESSION = "close_session"
     FINISH = "finish"
 
+
+ANALYST_AGENTS: dict[AnalystKind, AgentName] = {
+    AnalystKind.NEWS: AgentName.NEWS_ANALYST,
+    AnalystKind.FILINGS: AgentName.FILINGS_ANALYST,
+    AnalystKind.MACRO: AgentName.MACRO_ANALYST,
+    AnalystKind.MARKET: AgentName.MARKET_ANALYST,
+}
 
 ANALYST_NODES: dict[AnalystKind, NodeName] = {
     AnalystKind.NEWS: NodeName.NEWS_ANALYST,
@@ -110,12 +133,27 @@ class SizedOrder(_Model):
 
 
 class PendingDecision(_Model):
-    """What a decision relied on, kept until its reward matures (for memory feedback and reflection)."""
+    """What a decision relied on, kept in the journal until its reward matures (for memory feedback
+    and reflection)."""
 
     ticker: str
     index: int
     action: Action
     memory_ids: list[str]
+
+
+class MaturedPart(_Model):
+    """One horizon's reward part of a decision, kept until the next reflection reads it."""
+
+    decision_id: str
+    ticker: str
+    decision_index: int
+    horizon: int
+    reward_part: float
+    partial_reward: float
+    momentum_part: float
+    action: Action
+    complete: bool
 
 
 class Example(_Model):
@@ -126,8 +164,12 @@ class Example(_Model):
     index: int
 
 
-def merge_reports(left: dict[str, AnalystReport], right: dict[str, AnalystReport] | None) -> dict[str, AnalystReport]:
-    """Parallel analysts add their reports; ``None`` (sent by open_session) clears the session's reports."""
+Reports = dict[AnalystKind, dict[str, AnalystReport]]
+
+
+def merge_reports(left: Reports, right: Reports | None) -> Reports:
+    """Parallel analysts add their reports (one kind each, by ticker); ``None`` (sent by
+    open_session) clears the session's reports."""
     if right is None:
         return {}
     return {**left, **right}
@@ -143,22 +185,26 @@ class RunState(_Model):
     end_day: int
     phase: Phase = Phase.TRAIN
     prev_day: int = -1
-    broker: dict[str, Any] = Field(default_factory=dict)
-    train_broker: dict[str, Any] | None = None
-    rewards: dict[str, Any] = Field(default_factory=dict)
-    reports: Annotated[dict[str, AnalystReport], merge_reports] = Field(default_factory=dict)
-    decisions: dict[str, DirectionDecision] = Field(default_factory=dict)
-    orders: dict[str, SizedOrder] = Field(default_factory=dict)
-    pending: dict[str, PendingDecision] = Field(default_factory=dict)
-    matured_buffer: list[dict[str, Any]] = Field(default_factory=list)
-    examples: list[Example] = Field(default_factory=list)
+    broker: dict[str, Any] = Field(
+        default_factory=dict, description="The current account without its history (Broker.state_dict(history=False)).",
+    )
+    rewards: dict[str, Any] = Field(default_factory=dict, description="Reward tracker: decisions whose horizons have not all matured.")
+    reports: Annotated[Reports, merge_reports] = Field(default_factory=dict, description="This session's analyst reports.")
+    decisions: dict[str, DirectionDecision] = Field(default_factory=dict, description="This session's decisions by ticker.")
+    orders: dict[str, SizedOrder] = Field(default_factory=dict, description="This session's sized orders by ticker.")
+    matured_buffer: list[MaturedPart] = Field(
+        default_factory=list, description="Reward parts matured since the last reflection (bounded by the reflection cadence)."
+    )
     label_rewards: dict[str, Any] = Field(default_factory=dict, description="Tracker of the adapter's short-horizon label reward.")
     label_texts: dict[str, list[str]] = Field(default_factory=dict, description="News texts waiting for their label to mature.")
     adapter_version: int = -1
     calibration: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="Running means of the LLM's answers per agent and ticker (batch calibration)."
     )
-    lessons: list[str] = Field(default_factory=list)
-    beliefs: dict[str, str] = Field(default_factory=dict)
+    beliefs: dict[str, str] = Field(default_factory=dict, description="Episode-end belief updates (train, test).")
     counters: dict[str, float] = Field(default_factory=dict)
     accounting: dict[str, Any] = Field(default_factory=dict, description="LLM usage totals (agents.llm.accounting state).")
+
+    def report(self, kind: AnalystKind, ticker: str) -> AnalystReport | None:
+        """This session's report of one analyst on one ticker, if it ran."""
+        return self.reports.get(kind, {}).get(ticker)

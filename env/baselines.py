@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from env.broker import Order, PortfolioSnapshot, TargetWeightOrder
 from env.errors import ConfigError
+from env.indicators import MacdLine, WilderRsi
 from env.market import MarketView
 
 
@@ -224,31 +225,16 @@ class SmaCross(_Indicator):
 
 
 class Macd(_Indicator):
-    """MACD (EMA fast - EMA slow, pandas ``ewm(adjust=False)`` recursion) against its signal EMA."""
+    """MACD against its signal EMA (``env.indicators.MacdLine``): long on a cross above, flat below."""
 
     def _reset(self) -> None:
-        n = len(self._tickers)
         p = self.params
-        self._a_fast, self._a_slow, self._a_sig = 2 / (p.fast + 1), 2 / (p.slow + 1), 2 / (p.signal + 1)
-        self._ema: list[list[float] | None] = [None] * n
-        self._diff_prev: list[float | None] = [None] * n
-        self._count = [0] * n
+        self._lines = [MacdLine(p.fast, p.slow, p.signal) for _ in self._tickers]
+        self._diff_prev: list[float | None] = [None] * len(self._tickers)
 
     def _update(self, k: int, close: float) -> float | None:
         """Add one close; return MACD - signal once warmed up (slow + signal bars), else None."""
-        ema = self._ema[k]
-        if ema is None:
-            self._ema[k] = [close, close, 0.0]
-        else:
-            ema[0] += self._a_fast * (close - ema[0])
-            ema[1] += self._a_slow * (close - ema[1])
-            macd = ema[0] - ema[1]
-            ema[2] += self._a_sig * (macd - ema[2])
-        self._count[k] += 1
-        if self._count[k] < self.params.slow + self.params.signal:
-            return None
-        ema = self._ema[k]
-        return ema[0] - ema[1] - ema[2]
+        return self._lines[k].update(close)
 
     def _decide(self, k: int, ticker: str, close: float, portfolio: PortfolioSnapshot) -> Order | None:
         previous, diff = self._diff_prev[k], self._update(k, close)
@@ -263,35 +249,14 @@ class Macd(_Indicator):
 
 
 class Rsi(_Indicator):
-    """Wilder's RSI: the first average is a simple mean of ``period`` changes, then smoothed."""
+    """Wilder's RSI (``env.indicators.WilderRsi``): long below ``lower``, flat above ``upper``."""
 
     def _reset(self) -> None:
-        n = len(self._tickers)
-        self._prev_close: list[float | None] = [None] * n
-        self._changes: list[list[float]] = [[] for _ in range(n)]
-        self._avg: list[tuple[float, float] | None] = [None] * n
+        self._rsis = [WilderRsi(self.params.period) for _ in self._tickers]
 
     def _update(self, k: int, close: float) -> float | None:
         """Add one close; return the RSI once ``period`` changes are in, else None."""
-        period = self.params.period
-        prev, self._prev_close[k] = self._prev_close[k], close
-        if prev is None:
-            return None
-        change = close - prev
-        gain, loss = max(change, 0.0), max(-change, 0.0)
-        avg = self._avg[k]
-        if avg is None:
-            self._changes[k].append(change)
-            if len(self._changes[k]) < period:
-                return None
-            changes = self._changes[k]
-            avg = (sum(max(c, 0.0) for c in changes) / period, sum(max(-c, 0.0) for c in changes) / period)
-        else:
-            avg = ((avg[0] * (period - 1) + gain) / period, (avg[1] * (period - 1) + loss) / period)
-        self._avg[k] = avg
-        if avg[1] == 0.0:
-            return 100.0 if avg[0] > 0 else 50.0
-        return 100.0 - 100.0 / (1.0 + avg[0] / avg[1])
+        return self._rsis[k].update(close)
 
     def _decide(self, k: int, ticker: str, close: float, portfolio: PortfolioSnapshot) -> Order | None:
         rsi = self._update(k, close)

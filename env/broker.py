@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -32,7 +33,7 @@ from env.config import BrokerConfig
 from env.errors import DataError, OrderError, ResumeError
 from env.market import MarketData
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 # Cash and limit comparisons allow this much (relative to equity) of floating-point slack.
 _TOLERANCE = 1e-9
 
@@ -61,6 +62,17 @@ class TargetWeightOrder(NamedTuple):
 Order = MarketOrder | TargetWeightOrder
 
 
+class HistoryRows(NamedTuple):
+    """A broker's history as plain rows: order records (dicts), fill tuples, day tuples and
+    position changes ``(index, ticker, shares)``; columns as ``ORDER_COLUMNS``, ``FILL_COLUMNS``
+    and ``DAY_COLUMNS``."""
+
+    orders: list[dict[str, Any]]
+    fills: list[tuple]
+    days: list[tuple]
+    pos_changes: list[tuple]
+
+
 class PortfolioSnapshot(NamedTuple):
     """The account at the last mark (or fill): cash, shares, equity and signed weights.
 
@@ -74,21 +86,27 @@ class PortfolioSnapshot(NamedTuple):
 
 
 class Ledger:
-    """Read-only tables of a broker's history, built on demand."""
+    """Read-only tables of a broker's history, built on demand from its rows.
 
-    def __init__(self, broker: Broker) -> None:
-        self._broker = broker
+    ``rows()`` returns ``(orders, fills, days, pos_changes)`` as the broker keeps them; a run that
+    keeps its history outside the broker (``agents.journal``) builds the same tables with
+    ``Ledger(data, rows)`` over the rows it stored.
+    """
+
+    def __init__(self, data: MarketData, rows: Callable[[], HistoryRows]) -> None:
+        self._data = data
+        self._rows = rows
 
     @property
     def orders(self) -> pd.DataFrame:
         """One row per submitted order with its status (pending, filled, clipped, rejected, noop, unfilled)."""
-        return pd.DataFrame(self._broker._orders, columns=list(ORDER_COLUMNS))
+        orders = sorted(self._rows().orders, key=lambda r: r["order_id"])
+        return pd.DataFrame(orders, columns=list(ORDER_COLUMNS))
 
     @property
     def fills(self) -> pd.DataFrame:
         """One row per fill: date, index, order_id, ticker, side, quantity (>0), price, commission, slippage."""
-        b = self._broker
-        rows = [(b._data.dates[f[0]], *f) for f in b._fills]
+        rows = [(self._data.dates[f[0]], *f) for f in self._rows().fills]
         frame = pd.DataFrame(rows, columns=list(FILL_COLUMNS))
         frame["date"] = pd.to_datetime(frame["date"])
         return frame
@@ -96,28 +114,28 @@ class Ledger:
     @property
     def equity(self) -> pd.DataFrame:
         """One row per stepped session (indexed by date): equity, cash, gross exposure, traded notional, borrow cost."""
-        b = self._broker
-        frame = pd.DataFrame(b._days, columns=list(DAY_COLUMNS))
-        frame.index = pd.DatetimeIndex(b._data.calendar[frame["index"].to_numpy(dtype=np.int64)], name="date")
+        frame = pd.DataFrame(self._rows().days, columns=list(DAY_COLUMNS))
+        frame.index = pd.DatetimeIndex(self._data.calendar[frame["index"].to_numpy(dtype=np.int64)], name="date")
         return frame
 
     @property
     def positions(self) -> pd.DataFrame:
         """Shares held at each stepped session's close, one column per ticker."""
-        b = self._broker
-        days = np.array([d[0] for d in b._days], dtype=np.int64)
-        table = np.zeros((len(days), len(b._data.tickers)))
-        column = {t: k for k, t in enumerate(b._data.tickers)}
-        current = np.zeros(len(b._data.tickers))
-        changes = sorted(b._pos_changes, key=lambda c: c[0])
+        history = self._rows()
+        tickers = list(self._data.tickers)
+        days = np.array([d[0] for d in history.days], dtype=np.int64)
+        table = np.zeros((len(days), len(tickers)))
+        column = {t: k for k, t in enumerate(tickers)}
+        current = np.zeros(len(tickers))
+        changes = sorted(history.pos_changes, key=lambda c: c[0])
         k = 0
         for row, index in enumerate(days):
             while k < len(changes) and changes[k][0] <= index:
                 current[column[changes[k][1]]] = changes[k][2]
                 k += 1
             table[row] = current
-        dates = pd.DatetimeIndex(b._data.calendar[days], name="date")
-        return pd.DataFrame(table, index=dates, columns=list(b._data.tickers))
+        dates = pd.DatetimeIndex(self._data.calendar[days], name="date")
+        return pd.DataFrame(table, index=dates, columns=tickers)
 
     def to_csv(self, directory: str | Path) -> dict[str, Path]:
         """Write orders.csv, fills.csv, equity.csv and positions.csv into ``directory``."""
@@ -152,12 +170,13 @@ class Broker:
         self._equity = self._cash
         self._weights: dict[str, float] = {}
         self._traded = 0.0
-        self._orders: list[dict[str, Any]] = []
+        self._orders: dict[int, dict[str, Any]] = {}  # by order id, in submission order
+        self._next_oid = 0
         self._fills: list[tuple] = []
         self._days: list[tuple] = []
         self._pos_changes: list[tuple[int, str, float]] = []
         self._snap: PortfolioSnapshot | None = None
-        self.ledger = Ledger(self)
+        self.ledger = Ledger(data, self.history)
 
     # -- public API ------------------------------------------------------------------------
     @property
@@ -179,6 +198,12 @@ class Broker:
         if snap is None:
             snap = self._snap = PortfolioSnapshot(self._cash, dict(self._pos), self._equity, dict(self._weights))
         return snap
+
+    def history(self) -> HistoryRows:
+        """This broker's rows: everything since it was created, or, for one rebuilt from a
+        ``state_dict(history=False)``, what changed since then (the orders it touched, its fills,
+        the sessions it marked, the last marked session included)."""
+        return HistoryRows(list(self._orders.values()), list(self._fills), list(self._days), list(self._pos_changes))
 
     def step(self, index: int) -> None:
         """Fill orders due at the open of session ``index``, then mark to market at its close.
@@ -222,9 +247,10 @@ class Broker:
         decided_date = self._data.dates[index].isoformat()
         batch = []
         for order in orders:
-            oid = len(self._orders)
+            oid = self._next_oid
+            self._next_oid += 1
             market = type(order) is MarketOrder
-            self._orders.append(
+            self._orders[oid] = (
                 {
                     "order_id": oid, "decided_index": index, "decided_date": decided_date,
                     "ticker": order.ticker, "kind": "market" if market else "target_weight",
@@ -248,10 +274,23 @@ class Broker:
         self._expire(batch, reason)
         return len(batch)
 
-    def state_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable snapshot from which ``from_state_dict`` rebuilds this broker exactly."""
+    def state_dict(self, *, history: bool = True) -> dict[str, Any]:
+        """A JSON-serialisable snapshot from which ``from_state_dict`` rebuilds this broker exactly.
+
+        ``history=False`` keeps only what the next session needs (cash, positions, pending orders
+        and their records, the last marked session): its size does not grow with the run. The
+        history itself is then the caller's to keep, from ``history()`` after each change.
+        """
+        if history:
+            orders = [dict(r) for r in self._orders.values()]
+            fills, days, changes = [list(f) for f in self._fills], [list(d) for d in self._days], [list(c) for c in self._pos_changes]
+        else:
+            open_ids = {oid for oid, _, _ in self._pending}
+            orders = [dict(r) for oid, r in self._orders.items() if oid in open_ids]
+            fills, days, changes = [], [list(d) for d in self._days[-1:]], []
         return {
             "version": STATE_VERSION,
+            "history": history,
             "config": self.config.model_dump(mode="json"),
             "origin": self._data.origin,
             "first_date": self._data.dates[0].isoformat(),
@@ -259,14 +298,15 @@ class Broker:
             "cash": self._cash,
             "positions": dict(self._pos),
             "pending": [[oid, decided, type(o).__name__, o[0], float(o[1])] for oid, decided, o in self._pending],
+            "next_order_id": self._next_oid,
             "last_index": self._last,
             "equity": self._equity,
             "weights": dict(self._weights),
             "traded": self._traded,
-            "orders": [dict(r) for r in self._orders],
-            "fills": [list(f) for f in self._fills],
-            "days": [list(d) for d in self._days],
-            "pos_changes": [list(c) for c in self._pos_changes],
+            "orders": orders,
+            "fills": fills,
+            "days": days,
+            "pos_changes": changes,
         }
 
     @staticmethod
@@ -299,7 +339,8 @@ class Broker:
         broker._equity = float(state["equity"])
         broker._weights = {t: float(w) for t, w in state["weights"].items()}
         broker._traded = float(state["traded"])
-        broker._orders = [dict(r) for r in state["orders"]]
+        broker._orders = {int(r["order_id"]): dict(r) for r in state["orders"]}
+        broker._next_oid = int(state["next_order_id"])
         broker._fills = [tuple(f) for f in state["fills"]]
         broker._days = [tuple(d) for d in state["days"]]
         broker._pos_changes = [tuple(c) for c in state["pos_changes"]]

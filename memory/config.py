@@ -91,6 +91,11 @@ class MemoryConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    enabled: bool = Field(
+        True,
+        description="Keep a long-term memory. False is the 'no memory' ablation: the direction agent sees only the items "
+        "judged in the current session; nothing persists, is promoted, demoted or fed back, and lessons are not stored.",
+    )
     routing: dict[SourceType, Layer] = Field(
         default_factory=_default_routing, description="First layer of a new item, by its source type."
     )

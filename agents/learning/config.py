@@ -61,7 +61,12 @@ class LearningConfig(BaseModel):
         description="L2 penalty on the head weights, as 1/C of a logistic regression (loss = mean BCE + "
         "0.5 * weight_decay * |W|^2 / n); the main guard against fitting noise.",
     )
-    seed: int = Field(0, ge=0, description="Seed of head initialisation and mini-batch order; equal seeds and data give identical weights.")
+    seed: int = Field(0, ge=0, description="Seed of head initialisation and mini-batch order; equal seeds and data give identical weights. Defaults to the scenario's seed.")
+    backend: str | None = Field(
+        None,
+        description="Name of the local backend (llm.backends) whose model gives the hidden states; None = the news analyst's "
+        "backend if local, else the only local backend.",
+    )
     min_examples: int = Field(
         40, ge=4, description="Fewer labelled (non-zero outcome) examples than this: no model is trained and predictions are the base rate."
     )

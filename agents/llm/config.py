@@ -47,7 +47,7 @@ class LocalBackendConfig(BaseModel):
     min_prefix_tokens: int = Field(
         default=16, ge=1, le=4096, description="Shortest shared prefix worth caching; shorter ones are recomputed."
     )
-    seed: int = Field(default=0, ge=0, description="Seed for sampled text (temperature > 0); greedy ignores it.")
+    seed: int = Field(default=0, ge=0, description="Seed for sampled text (temperature > 0); greedy ignores it. Defaults to the scenario's seed.")
     cache_dir: str | None = Field(
         default=None, description="Where the converted GGUF is kept; None = <repo>/.cache/tradegraph/models."
     )
