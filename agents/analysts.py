@@ -119,9 +119,10 @@ def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
                 results: list[ChoiceResult] = llm.choose_many(requests, agent=agent.value)
                 model_calls = model_calls_of([res.record for res in results])
                 p_ups = deps.adapter.predict([u.text for u in units])
-                items = []
+                items, reasons = [], []
                 for unit, res, p_up in zip(units, results, p_ups, strict=True):
                     reason, score, impact = judge_reason(kind, res.probs, p_up)
+                    reasons.append(reason)
                     relevance = 1.0 - res.probs["irrelevant"]
                     stored = relevance >= cfg.relevance_threshold
                     memory_id = None
@@ -149,7 +150,6 @@ def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
                             impact=impact,
                             impact_score=score,
                             adapter_p_up=p_up,
-                            reason=reason,
                             stored=stored,
                             memory_id=memory_id,
                             fallback=res.record.fallback,
@@ -162,7 +162,7 @@ def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
                     phase=state.phase.value,
                     node=node_name.value,
                     ticker=ticker,
-                    items=[i.model_dump(mode="json") for i in items],
+                    items=[{**i.model_dump(mode="json"), "reason": r} for i, r in zip(items, reasons, strict=True)],
                     prompt=requests[0].messages[-1].content,
                     prompts=[r.messages[-1].content for r in requests],
                     llm_calls=[r.record.model_dump(mode="json") for r in results],

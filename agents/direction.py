@@ -175,13 +175,13 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                 action=action,
                 probs=probs,
                 p_up=probs["buy"] / max(1e-12, probs["buy"] + probs["sell"]),
-                rationale=rationale,
+                news_p_up=p_up,
                 memory_ids=[item.id for item, _ in evidence],
-                components={
-                    "llm": res.probs, "llm_centred": llm_centred, "news_p_up": p_up, "trend": trend_probs,
-                    "trend_tilt_centred": tilt, "base_rate": base,
-                },
             )
+            components = {
+                "llm": res.probs, "llm_centred": llm_centred, "news_p_up": p_up, "trend": trend_probs,
+                "trend_tilt_centred": tilt, "base_rate": base,
+            }
             deps.tracer.write(
                 day=state.day,
                 date=str(view.date),
@@ -195,13 +195,14 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                     {"id": item.id, "layer": item.layer.value, "score": score, "text": item.text[:160]}
                     for item, score in evidence
                 ] + [{"id": s.item.id, "layer": "reflection", "score": s.score, "text": s.item.text[:160]} for s in lessons],
-                components=decisions[ticker].components,
+                components=components,
                 prompt=rendered.user,
                 llm_calls=[res.record.model_dump(mode="json")],
                 model_calls=model_calls,
                 latency_s=time.perf_counter() - started,
             )
-        return {"decisions": decisions, "calibration": calibration}
+        # The reports are consumed here: clearing them keeps the later steps' checkpoints small.
+        return {"decisions": decisions, "calibration": calibration, "reports": None}
 
     node.__name__ = NodeName.DIRECTION.value
     return node

@@ -3,7 +3,8 @@
 The graph state holds only what the next session needs, so a checkpoint's size does not grow with
 the run. Everything that does grow is written here by the node that produced it: the broker's
 orders, fills, marked sessions and position changes per account (train / test), the reward
-adapter's training examples, the decisions waiting for their rewards, and the reflection lessons.
+adapter's training examples and the news texts waiting for their labels, the decisions waiting
+for their rewards, and the reflection lessons.
 
 Every row has a deterministic key (an order id, a session, a decision id) and is written with
 ``INSERT OR REPLACE``. After a crash LangGraph re-runs the interrupted node from its start; it
@@ -34,6 +35,7 @@ CREATE TABLE IF NOT EXISTS positions (account TEXT, idx INTEGER, ticker TEXT, sh
 CREATE TABLE IF NOT EXISTS examples (released_day INTEGER, seq INTEGER, text TEXT, outcome REAL, idx INTEGER,
                                      PRIMARY KEY (released_day, seq));
 CREATE TABLE IF NOT EXISTS decisions (decision_id TEXT PRIMARY KEY, ticker TEXT, idx INTEGER, action TEXT, memory_ids TEXT);
+CREATE TABLE IF NOT EXISTS label_texts (label_id TEXT PRIMARY KEY, texts TEXT);
 CREATE TABLE IF NOT EXISTS lessons (day INTEGER, ticker TEXT, text TEXT, PRIMARY KEY (day, ticker));
 """
 
@@ -124,6 +126,14 @@ class RunJournal:
 
     def count_examples(self, up_to_day: int) -> int:
         return int(self._read("SELECT COUNT(*) FROM examples WHERE released_day <= ?", (up_to_day,))[0][0])
+
+    # -- news texts waiting for their label ---------------------------------------------
+    def add_label_texts(self, label_id: str, texts: Sequence[str]) -> None:
+        self._write([("INSERT OR REPLACE INTO label_texts VALUES (?, ?)", [(label_id, json.dumps(list(texts)))])])
+
+    def label_texts(self, label_id: str) -> list[str]:
+        rows = self._read("SELECT texts FROM label_texts WHERE label_id = ?", (label_id,))
+        return json.loads(rows[0][0]) if rows else []
 
     # -- decisions waiting for their rewards ---------------------------------------------
     def add_decisions(self, decisions: Sequence[tuple[str, PendingDecision]]) -> None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 from agents.adaptation import AdapterHandle
@@ -28,6 +28,9 @@ from agents.state import AgentName, Phase, RunState
 from agents.trace import TraceWriter
 from env.errors import BudgetExceededError, ConfigError, ResumeError
 from env.market import MarketData
+
+if TYPE_CHECKING:
+    from agents.llm.base import LLM
 
 RECURSION_LIMIT = 10_000_000  # the graph loops once per session; LangGraph counts every step
 BASELINES = ("buy_and_hold", "random", "macd", "rsi")
@@ -69,8 +72,10 @@ def _featurizer_model(config: ScenarioConfig) -> tuple[str | None, int]:
 
 
 def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_id: str, accounting_state: dict | None = None,
-               cache_mode: str | None = None, cache_path: Path | None = None) -> tuple[Deps, Callable[[], None]]:
-    """Everything the nodes need; returns (deps, close)."""
+               cache_mode: str | None = None, cache_path: Path | None = None,
+               llms: Mapping[AgentName, LLM] | None = None) -> tuple[Deps, Callable[[], None]]:
+    """Everything the nodes need; returns (deps, close). ``llms`` replaces the configured backends
+    (node tests and graph benchmarks pass ``ScriptedLLM``s)."""
     from agents.learning.adapter import make_featurizer
     from agents.llm.accounting import Accounting
     from agents.llm.cache import LLMCache
@@ -91,7 +96,8 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
         else Accounting(llm_cfg.budget, llm_cfg.prices)
     )
     pool = LLMPool(llm_cfg)  # one backend per configured name, shared by the agents that use it
-    llms = {agent: make_llm(llm_cfg, agent.value, cache=cache, accounting=accounting, pool=pool) for agent in AgentName}
+    if llms is None:
+        llms = {agent: make_llm(llm_cfg, agent.value, cache=cache, accounting=accounting, pool=pool) for agent in AgentName}
     embed = None
     if config.memory.enabled:
         embed = make_embedding_function(config.memory, cache_path=Path(config.cache_dir) / "embeddings.sqlite")
@@ -126,6 +132,35 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
     return deps, close
 
 
+class CompressedSerializer:
+    """LangGraph's serializer with zlib around it: a checkpoint repeats the state's field names
+    and memory ids, which compress ~4x; what the saver writes after every step shrinks with it.
+    Values written without compression (type without ``+zlib``) still load."""
+
+    SUFFIX = "+zlib"
+    MIN_BYTES = 128  # smaller values (most channel writes) would only grow by zlib's framing
+
+    def __init__(self, inner: Any, level: int = 6) -> None:
+        self.inner = inner
+        self.level = level
+
+    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        import zlib
+
+        typ, data = self.inner.dumps_typed(obj)
+        if len(data) < self.MIN_BYTES:
+            return typ, data
+        return typ + self.SUFFIX, zlib.compress(data, self.level)
+
+    def loads_typed(self, data: tuple[str, bytes]) -> Any:
+        import zlib
+
+        typ, payload = data
+        if typ.endswith(self.SUFFIX):
+            return self.inner.loads_typed((typ[: -len(self.SUFFIX)], zlib.decompress(payload)))
+        return self.inner.loads_typed(data)
+
+
 @contextmanager
 def checkpointer(run_dir: Path) -> Iterator[Any]:
     from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
@@ -139,10 +174,20 @@ def checkpointer(run_dir: Path) -> Iterator[Any]:
         for name in ("Action", "AnalystKind", "Phase", "ItemJudgement", "AnalystReport", "DirectionDecision",
                      "SizedOrder", "MaturedPart", "RunState")
     ]
+    class RunSaver(SqliteSaver):
+        """SqliteSaver with plain integer channel versions. The stock saver appends a random
+        16-digit suffix to every channel's version (for concurrent branches of one thread, which a
+        run never has); those digits are a third of each checkpoint and do not compress."""
+
+        def get_next_version(self, current: Any, channel: Any) -> int:
+            if current is None:
+                return 1
+            return (current if isinstance(current, int) else int(str(current).split(".")[0])) + 1
+
     conn = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     try:
-        yield SqliteSaver(conn, serde=JsonPlusSerializer(allowed_msgpack_modules=allowed))
+        yield RunSaver(conn, serde=CompressedSerializer(JsonPlusSerializer(allowed_msgpack_modules=allowed)))
     finally:
         conn.close()
 
@@ -169,11 +214,12 @@ class RunOutcome:
 
 def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cache_mode: str | None = None,
             cache_path: Path | None = None, stop_after_sessions: int | None = None, run_id: str | None = None,
-            data: MarketData | None = None) -> RunOutcome:
+            data: MarketData | None = None, llms: Mapping[AgentName, LLM] | None = None) -> RunOutcome:
     """Run (or resume) the scenario to the end of its test period.
 
     ``run_id`` pins the folder on resume; ``data`` replaces the configured source (tests use it to
-    run a poisoned or injected copy of a dataset through the same graph).
+    run a poisoned or injected copy of a dataset through the same graph); ``llms`` replaces the
+    configured backends (see ``build_deps``).
     """
     run_id = run_id or config.run_id()
     run_dir = Path(config.runs_dir) / run_id
@@ -193,7 +239,7 @@ def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cach
             snapshot_values = _latest_checkpoint_values(saver)
         deps, close = build_deps(
             config, data, run_dir, run_id=run_id, accounting_state=snapshot_values.get("accounting") or None,
-            cache_mode=cache_mode, cache_path=cache_path,
+            cache_mode=cache_mode, cache_path=cache_path, llms=llms,
         )
         try:
             graph = build_graph(deps).compile(checkpointer=saver)

@@ -83,7 +83,7 @@ class _Model(BaseModel):
 
 
 class ItemJudgement(_Model):
-    """An analyst's verdict on one text item."""
+    """An analyst's verdict on one text item (its one-sentence reason goes to the trace and the memory item)."""
 
     item_id: str
     source_type: str
@@ -92,7 +92,6 @@ class ItemJudgement(_Model):
     impact: str = Field(description="The most likely of positive/negative/neutral.")
     impact_score: float = Field(description="P(positive) - P(negative), in [-1, 1].")
     adapter_p_up: float | None = Field(None, description="The reward-adapted head's P(up), if fitted.")
-    reason: str
     stored: bool
     memory_id: str | None = None
     fallback: bool = False
@@ -111,13 +110,14 @@ class AnalystReport(_Model):
 
 
 class DirectionDecision(_Model):
+    """The direction agent's call on one ticker (its rationale and evidence parts go to the trace)."""
+
     ticker: str
     action: Action
     probs: dict[str, float]
-    p_up: float
-    rationale: str
-    memory_ids: list[str] = Field(default_factory=list)
-    components: dict[str, Any] = Field(default_factory=dict)
+    p_up: float = Field(description="P(buy) / (P(buy) + P(sell)): 0.5 is no edge.")
+    news_p_up: float = Field(0.5, description="The news signal alone: P(up) from the memories' evidence.")
+    memory_ids: list[str] = Field(default_factory=list, description="Memories the decision used (for feedback and reflection).")
 
 
 class SizedOrder(_Model):
@@ -196,7 +196,6 @@ class RunState(_Model):
         default_factory=list, description="Reward parts matured since the last reflection (bounded by the reflection cadence)."
     )
     label_rewards: dict[str, Any] = Field(default_factory=dict, description="Tracker of the adapter's short-horizon label reward.")
-    label_texts: dict[str, list[str]] = Field(default_factory=dict, description="News texts waiting for their label to mature.")
     adapter_version: int = -1
     calibration: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="Running means of the LLM's answers per agent and ticker (batch calibration)."

@@ -1,9 +1,13 @@
-"""Agent-graph speed on the embedded default: wall time per ticker-day cold, model calls per
-ticker-day, and the same run replayed from the LLM cache.
+"""Agent-graph speed and storage on the embedded default: wall time per ticker-day cold, model
+calls per ticker-day, the same run replayed from the LLM cache, and how the checkpoints grow.
 
-    .venv/bin/python benchmarks/bench_graph.py [--sessions 20] [--tickers 1]
+    .venv/bin/python benchmarks/bench_graph.py [--sessions 20] [--tickers 1] [--growth-sessions 500]
 
-Targets on 2 cores: <= 2 s per ticker-day cold, <= 20 ms replayed, <= 6 model calls per ticker-day.
+Targets on 2 cores: <= 2 s per ticker-day cold, <= 20 ms replayed, <= 6 model calls per ticker-day;
+checkpoint bytes per session constant in run length (last 100 sessions <= 1.2x the first 100 of a
+500-session run) and <= 50 KB per session per ticker. The growth run uses scripted answers
+(``ScriptedLLM``: the graph, broker, ChromaDB memory and journal are real, the model is not), so
+500 sessions take a minute rather than hours; ``--growth-sessions 0`` skips it.
 "Cold" means no LLM cache (the model is loaded and converted beforehand and timed separately).
 The replayed run makes zero model calls for answers; hidden-state features for the reward adapter
 come from the on-disk feature cache written by the cold run.
@@ -68,11 +72,73 @@ def steady_state_per_session(run_dir: Path) -> float:
     return statistics.mean(session_seconds(run_dir))
 
 
+def checkpoint_bytes_by_session(run_dir: Path) -> dict[int, int]:
+    """Stored bytes (checkpoint rows and their writes, each with its ids) by the session they belong to."""
+    import sqlite3
+
+    from agents.runtime import checkpointer
+
+    conn = sqlite3.connect(run_dir / "checkpoints.sqlite")
+    try:
+        writes = dict(conn.execute(
+            "SELECT checkpoint_id, SUM(LENGTH(value) + LENGTH(task_id) + LENGTH(channel) + LENGTH(checkpoint_id) + 16) "
+            "FROM writes GROUP BY checkpoint_id"
+        ).fetchall())
+        rows = conn.execute("SELECT checkpoint_id, type, checkpoint, LENGTH(metadata) FROM checkpoints").fetchall()
+    finally:
+        conn.close()
+    out: dict[int, int] = defaultdict(int)
+    with checkpointer(run_dir) as saver:
+        for cid, typ, blob, meta in rows:
+            day = saver.serde.loads_typed((typ, blob))["channel_values"].get("day")
+            if day is not None:
+                out[int(day)] += len(blob) + meta + len(cid) + int(writes.get(cid) or 0)
+    return dict(out)
+
+
+def growth(sessions: int, tickers: int) -> list[tuple[str, str, str]]:
+    """A long run on scripted answers: checkpoint bytes per session, first vs last 100 sessions."""
+    from agents.llm.scripted import ScriptedLLM
+    from agents.state import AgentName
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        config = scenario(tmp / "runs", tmp / "cache", sessions, tickers, "off", tmp / "unused.sqlite")
+        config = config.model_copy(update={"learning": config.learning.model_copy(update={"enabled": False})})
+        # Answers lean one way per agent, so the run trades and its memory fills and moves.
+        llm = ScriptedLLM(lambda agent, messages, options: {o: 1.0 + 0.5 * (k == 0) for k, o in enumerate(options)})
+        t0 = time.perf_counter()
+        outcome = execute(config, resume=False, progress=False, llms={a: llm for a in AgentName})
+        wall = time.perf_counter() - t0
+        assert outcome.finished
+        by_day = checkpoint_bytes_by_session(outcome.run_dir)
+        days = sorted(by_day)
+        window = min(100, len(days) // 3)
+        first = statistics.mean(by_day[d] for d in days[:window]) / tickers
+        last = statistics.mean(by_day[d] for d in days[-window:]) / tickers
+        file_bytes = sum(p.stat().st_size for p in outcome.run_dir.glob("checkpoints.sqlite*"))
+        run_bytes = sum(p.stat().st_size for p in outcome.run_dir.rglob("*") if p.is_file())
+    return [
+        (f"growth run: {sessions} sessions, scripted answers", f"{wall:.0f} s", ""),
+        (f"checkpoint KB per session per ticker, first {window}", f"{first / 1024:.1f}", "<= 50"),
+        (f"checkpoint KB per session per ticker, last {window}", f"{last / 1024:.1f}", "<= 50"),
+        ("  last / first", f"{last / first:.2f}x", "<= 1.2x"),
+        ("checkpoints.sqlite on disk per session per ticker", f"{file_bytes / sessions / tickers / 1024:.1f} KB", "(SQLite pages and indexes included)"),
+        ("whole run folder", f"{run_bytes / 2**20:.1f} MB", ""),
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=20, help="Decision sessions (training + test).")
     parser.add_argument("--tickers", type=int, default=1, help="Tickers traded (1-5).")
+    parser.add_argument("--growth-sessions", type=int, default=500, help="Sessions of the checkpoint-growth run (0 skips it).")
+    parser.add_argument("--skip-model", action="store_true", help="Only the growth run (no model load, no cold run).")
     args = parser.parse_args()
+    growth_rows = growth(args.growth_sessions, args.tickers) if args.growth_sessions else []
+    if args.skip_model:
+        _print(f"agent graph storage, {args.tickers} ticker(s)", growth_rows)
+        return 0
 
     from agents.llm.local_model import load_local_model
 
@@ -120,12 +186,16 @@ def main() -> int:
         ("replay: ledger identical to cold run", str(same), "True"),
         ("cold / replay speed ratio", f"{cold_s / max(replay_s, 1e-9):.0f}x", ""),
     ]
+    _print(f"agent graph, {args.sessions} sessions x {args.tickers} ticker(s) (whole run incl. outputs and baselines)", rows + growth_rows)
+    return 0
+
+
+def _print(title: str, rows: list[tuple[str, str, str]]) -> None:
     width = max(len(r[0]) for r in rows)
-    print(f"agent graph, {args.sessions} sessions x {args.tickers} ticker(s) (whole run incl. outputs and baselines)")
+    print(title)
     print(f"{'measure':<{width}}  {'value':>12}  target")
     for name, value, target in rows:
         print(f"{name:<{width}}  {value:>12}  {target}")
-    return 0
 
 
 if __name__ == "__main__":

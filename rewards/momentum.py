@@ -12,7 +12,7 @@ so it cannot compute any part early even by mistake.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -147,11 +147,14 @@ class RewardTracker:
         return float(value)
 
     # -- checkpointing ------------------------------------------------------------------
+    _FIELDS = ("decision_id", "ticker", "index", "price", "direction", "quantity", "cvar")
+
     def state_dict(self) -> dict:
+        """Pending decisions as compact rows (``_FIELDS`` then ``{horizon: part}``): checkpointed every step."""
         return {
             "last_index": self.last_index,
             "pending": [
-                {**asdict(r), "matured": {str(k): v for k, v in r.matured.items()}} for r in self.pending.values()
+                [*(getattr(r, f) for f in self._FIELDS), {str(k): v for k, v in r.matured.items()}] for r in self.pending.values()
             ],
         }
 
@@ -159,7 +162,8 @@ class RewardTracker:
     def from_state_dict(cls, config: RewardConfig, state: Mapping) -> RewardTracker:
         tracker = cls(config)
         tracker.last_index = int(state["last_index"])
-        for raw in state["pending"]:
-            rec = DecisionRecord(**{**raw, "matured": {int(k): float(v) for k, v in raw["matured"].items()}})
+        for row in state["pending"]:
+            *values, matured = row
+            rec = DecisionRecord(**dict(zip(cls._FIELDS, values, strict=True)), matured={int(k): float(v) for k, v in matured.items()})
             tracker.pending[rec.decision_id] = rec
         return tracker

@@ -82,13 +82,12 @@ def make_reward_node(deps: Deps) -> Callable[[RunState], dict]:
         # The adapter's labels: the short-horizon momentum reward of a unit long position after each
         # session's news, released by its own tracker as it matures.
         labels = RewardTracker.from_state_dict(label_cfg, state.label_rewards) if state.label_rewards else RewardTracker(label_cfg)
-        label_texts = dict(state.label_texts)
         released: list[Example] = []
         if ep.bootstrap_from_history and state.day == state.first_day:
             released = history_examples(deps, view, label_cfg.horizons_days)
         for comp in labels.release(state.day, closes):
             if comp.complete:
-                texts = label_texts.pop(comp.decision_id, [])
+                texts = deps.journal.label_texts(comp.decision_id)
                 released += [Example(text=t, outcome=comp.partial_reward, index=comp.decision_index) for t in texts]
         deps.journal.add_examples(state.day, released)
         chars = ep.example_text_chars
@@ -97,7 +96,7 @@ def make_reward_node(deps: Deps) -> Callable[[RunState], dict]:
             if texts:
                 key = f"{ticker}:{state.day}"
                 labels.record(DecisionRecord(key, ticker, state.day, closes[ticker], direction=1.0, quantity=0.0))
-                label_texts[key] = texts
+                deps.journal.add_label_texts(key, texts)
         trace(
             deps, state, NodeName.REWARD,
             matured=[c.__dict__ for c in matured], moves=[m.model_dump(mode="json") for m in moves],
@@ -105,7 +104,7 @@ def make_reward_node(deps: Deps) -> Callable[[RunState], dict]:
         )
         return {
             "rewards": tracker.state_dict(), "matured_buffer": buffer,
-            "label_rewards": labels.state_dict(), "label_texts": label_texts,
+            "label_rewards": labels.state_dict(),
         }
 
     node.__name__ = NodeName.REWARD.value

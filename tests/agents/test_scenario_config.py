@@ -77,3 +77,32 @@ def test_exported_schema_is_current():
     assert exported == json.loads(json.dumps(scenario_json_schema(), default=str)), (
         "docs/scenario.schema.json is stale: run `python run.py schema > docs/scenario.schema.json`"
     )
+
+
+def test_unknown_agent_in_llm_agents_is_an_error_naming_the_agents_regression(tmp_path):
+    """``drection: openai`` used to be ignored silently (the run used the default backend)."""
+    text = "name: x\nllm:\n  backends:\n    local: {kind: local}\n    api: {kind: openai, model: m}\n  agents:\n    drection: api\n"
+    with pytest.raises(ConfigError) as err:
+        load_scenario(_write(tmp_path, text))
+    assert "drection" in str(err.value) and "direction" in str(err.value) and "news_analyst" in str(err.value)
+
+
+def test_the_run_seed_seeds_every_section_that_sets_none_regression(tmp_path):
+    """``seed`` was documented as seeding every random choice but only seeded the random baseline."""
+    config = load_scenario(_write(tmp_path, "name: x\nseed: 11\nllm:\n  backends:\n    local: {kind: local}\n"))
+    assert config.data.seed == 11 and config.learning.seed == 11 and config.llm.backends["local"].seed == 11
+    pinned = load_scenario(_write(tmp_path, "name: x\nseed: 11\ndata: {kind: synthetic, seed: 4}\nlearning: {seed: 5}\n"))
+    assert pinned.data.seed == 4 and pinned.learning.seed == 5
+    assert load_scenario(_write(tmp_path, "name: x\nseed: 12\n")).run_id() != config.run_id()
+
+
+def test_the_featurizer_uses_the_news_analysts_local_backend_not_the_one_named_local_regression(tmp_path):
+    """The adapter's hidden states came from the backend literally named ``local``; renaming it
+    silently changed the featurizer's model."""
+    text = "name: x\nllm:\n  default: small\n  backends:\n    small: {kind: local, threads: 1}\n"
+    assert load_scenario(_write(tmp_path, text)).featurizer_backend() == "small"
+    two = ("name: x\nllm:\n  default: api\n  backends:\n    a: {kind: local}\n    b: {kind: local}\n"
+           "    api: {kind: openai, model: m}\n")
+    with pytest.raises(ConfigError, match="learning.backend"):
+        load_scenario(_write(tmp_path, two))
+    assert load_scenario(_write(tmp_path, two + "learning: {backend: b}\n")).featurizer_backend() == "b"

@@ -265,3 +265,47 @@ def test_state_dict_round_trip_resumes_exactly() -> None:
     other = make_data({"X": [1.0] * 3}, {"X": [1.0] * 3})
     with pytest.raises(ResumeError, match="tickers"):
         Broker.from_state_dict(other, state)
+
+
+@pytest.mark.parametrize("fill", ["next_open", "same_close"])
+def test_a_broker_rebuilt_each_session_without_history_gives_the_same_ledger(fill) -> None:
+    """The graph keeps the broker without its history and collects the rows of each session
+    itself; the collected rows must make the same ledger as one broker that kept everything, and
+    the compact state must not grow with the run."""
+    rng = np.random.default_rng(5)
+    n = 80
+    prices = {t: 50 * np.exp(np.cumsum(rng.normal(0, 0.02, n))) for t in ("A", "B")}
+    data = make_data({t: list(p * 0.999) for t, p in prices.items()}, {t: list(p) for t, p in prices.items()})
+    config = cfg(commission_bps=5, allow_short=True, borrow_bps_annual=50, max_gross_exposure=1.5, fill=fill)
+    weights, quantities = rng.choice([0.0, 0.5, 1.0], n), rng.integers(-3, 4, n)
+
+    def session(broker: Broker, i: int) -> None:
+        broker.step(i)
+        broker.submit([TargetWeightOrder("A", float(weights[i])), MarketOrder("B", float(quantities[i]))], i)
+
+    full = Broker(data, config)
+    for i in range(n):
+        session(full, i)
+    orders: dict[int, dict] = {}
+    fills, days, changes = {}, {}, {}
+    state = Broker(data, config).state_dict(history=False)
+    sizes = []
+    for i in range(n):
+        broker = Broker.from_state_dict(data, json.loads(json.dumps(state)))
+        session(broker, i)
+        rows = broker.history()
+        orders.update({r["order_id"]: r for r in rows.orders})  # rows are keyed: rewriting them is harmless
+        fills.update({f[1]: f for f in rows.fills})
+        days.update({d[0]: d for d in rows.days})
+        changes.update({(c[0], c[1]): c for c in rows.pos_changes})
+        state = broker.state_dict(history=False)
+        sizes.append(len(json.dumps(state)))
+    from env.broker import HistoryRows, Ledger
+
+    collected = HistoryRows(list(orders.values()), list(fills.values()), [days[k] for k in sorted(days)], list(changes.values()))
+    ledger = Ledger(data, lambda: collected)
+    pd.testing.assert_frame_equal(ledger.fills, full.ledger.fills)
+    pd.testing.assert_frame_equal(ledger.equity, full.ledger.equity)
+    pd.testing.assert_frame_equal(ledger.orders, full.ledger.orders)
+    pd.testing.assert_frame_equal(ledger.positions, full.ledger.positions)
+    assert max(sizes[-20:]) <= 1.2 * max(sizes[:20])
