@@ -314,6 +314,21 @@ def _run_is_done(values: dict[str, Any] | None) -> bool:
     return bool(values) and str(values.get("phase", "")) == Phase.DONE.value
 
 
+def news_references(config: ScenarioConfig, data: MarketData) -> dict[str, Any]:
+    """The news reference strategies a run is compared with: the TF-IDF reader when the data has
+    news (labelled like the adapter), and the truth-reading oracle on synthetic data (evaluation
+    only: it is handed ``data.truth``, which no agent can reach)."""
+    from env.news_baselines import make_news_strategy
+
+    out: dict[str, Any] = {}
+    if data.news:
+        out["news_tfidf"] = make_news_strategy("news_tfidf", data, label_horizons_days=config.episode.adapter_label_horizons_days)
+    if data.truth is not None and data.truth.item_sentiment:
+        horizon = getattr(config.data, "signal_horizon_days", 3)
+        out["news_oracle"] = make_news_strategy("news_oracle", data, horizon_days=horizon)
+    return out
+
+
 def write_outputs(config: ScenarioConfig, data: MarketData, sched: Schedule, run_dir: Path):
     """metrics.json (test period), baselines.json, equity.csv, fills.csv, train_equity.csv, equity.png."""
     from env.baselines import make_strategy
@@ -345,6 +360,8 @@ def write_outputs(config: ScenarioConfig, data: MarketData, sched: Schedule, run
         baselines[name] = res.metrics
         if name == "buy_and_hold":
             bh_equity = res.equity
+    for name, strategy in news_references(config, data).items():
+        baselines[name] = run_backtest(data, strategy, config.broker, start=sched.test_start, end=sched.end_day + 1).metrics
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     (run_dir / "baselines.json").write_text(json.dumps(baselines, indent=2), encoding="utf-8")
     plot_equity(equity, run_dir / "equity.png", benchmark=bh_equity, title=f"tradegraph {run_dir.name}: test period", label="agent")
@@ -364,11 +381,16 @@ def load_run_config(runs_dir: Path, run_id: str, overrides: dict[str, Any] | Non
     return config.model_copy(update={"runs_dir": Path(runs_dir)})
 
 
+def _cell(value: float | None) -> str:
+    """A table cell; undefined metrics (a flat curve's Sharpe is written as null) print as 'n/a'."""
+    return f"{'n/a':>14}" if value is None or value != value else f"{value:>14.4f}"
+
+
 def metrics_table(agent: dict[str, float], baselines: dict[str, dict[str, float]]) -> str:
     keys = ("cumulative_return", "sharpe", "sortino", "annual_volatility", "max_drawdown", "calmar", "win_rate")
     cols = {"agent": agent, **baselines}
     header = f"{'metric':<20}" + "".join(f"{c:>14}" for c in cols)
     lines = [header, "-" * len(header)]
     for k in keys:
-        lines.append(f"{k:<20}" + "".join(f"{cols[c].get(k, float('nan')):>14.4f}" for c in cols))
+        lines.append(f"{k:<20}" + "".join(_cell(cols[c].get(k)) for c in cols))
     return "\n".join(lines)

@@ -35,7 +35,7 @@ def test_run_finishes_and_writes_outputs(finished_run):
     equity = pd.read_csv(run_dir / "equity.csv")
     assert len(equity) == config.episode.test_days  # one mark per test session
     baselines = json.loads((run_dir / "baselines.json").read_text())
-    assert set(baselines) == {"buy_and_hold", "random", "macd", "rsi"}
+    assert set(baselines) == {"buy_and_hold", "random", "macd", "rsi", "news_tfidf", "news_oracle"}
 
 
 def test_node_order_within_a_session(finished_run):

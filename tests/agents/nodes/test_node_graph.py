@@ -48,3 +48,28 @@ def test_checkpoints_stay_the_same_size_as_the_run_grows_regression(tmp_path):
     assert len(fills) > 1, "the scripted agent buys, so the test period has fills"
     # header + 60 training sessions + the first test session, marked before the account is swapped
     assert (outcome.run_dir / "train_equity.csv").read_text().count("\n") == 62
+
+
+class _Tripwire:
+    """Ground truth that fails on any use: a run that reads it cannot finish."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"agent code read the ground truth ({name})")
+
+
+def test_no_agent_code_path_reaches_the_ground_truth(tmp_path):
+    from agents.runtime import load_data
+    from env.market import MarketData
+
+    config = tiny_scenario(tmp_path, **{"memory.enabled": False, "learning.enabled": False, "name": "truth"})
+    data = load_data(config)
+    assert data.truth is not None and data.truth.item_sentiment
+    wired = MarketData(dict(data.bars), news=data.news, filings=data.filings, macro=data.macro, truth=_Tripwire(), origin=data.origin)
+    llm = ScriptedLLM()
+    sessions = config.episode.train_days + config.episode.test_days
+    # Every session of the graph, stopped before the run's outputs (whose baselines include the
+    # evaluation-only news oracle, which is handed the truth on purpose).
+    outcome = execute(config, resume=False, progress=False, llms={a: llm for a in AgentName}, data=wired,
+                      stop_after_sessions=sessions)
+    assert not outcome.finished
+    assert {c.agent for c in llm.calls} >= {"news_analyst", "direction", "market_analyst"}
