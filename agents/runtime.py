@@ -73,9 +73,11 @@ def _featurizer_model(config: ScenarioConfig) -> tuple[str | None, int]:
 
 def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_id: str, accounting_state: dict | None = None,
                cache_mode: str | None = None, cache_path: Path | None = None,
-               llms: Mapping[AgentName, LLM] | None = None) -> tuple[Deps, Callable[[], None]]:
+               llms: Mapping[AgentName, LLM] | None = None,
+               wrap_llm: Callable[[AgentName, LLM], LLM] | None = None) -> tuple[Deps, Callable[[], None]]:
     """Everything the nodes need; returns (deps, close). ``llms`` replaces the configured backends
-    (node tests and graph benchmarks pass ``ScriptedLLM``s)."""
+    (node tests and graph benchmarks pass ``ScriptedLLM``s); ``wrap_llm(agent, llm)`` wraps each
+    agent's LLM (the evaluation's truth-reading analysts wrap the real ones)."""
     from agents.learning.adapter import make_featurizer
     from agents.llm.accounting import Accounting
     from agents.llm.cache import LLMCache
@@ -98,6 +100,8 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
     pool = LLMPool(llm_cfg)  # one backend per configured name, shared by the agents that use it
     if llms is None:
         llms = {agent: make_llm(llm_cfg, agent.value, cache=cache, accounting=accounting, pool=pool) for agent in AgentName}
+    if wrap_llm is not None:
+        llms = {agent: wrap_llm(agent, llm) for agent, llm in llms.items()}
     embed = None
     if config.memory.enabled:
         embed = make_embedding_function(config.memory, cache_path=Path(config.cache_dir) / "embeddings.sqlite")
@@ -214,12 +218,13 @@ class RunOutcome:
 
 def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cache_mode: str | None = None,
             cache_path: Path | None = None, stop_after_sessions: int | None = None, run_id: str | None = None,
-            data: MarketData | None = None, llms: Mapping[AgentName, LLM] | None = None) -> RunOutcome:
+            data: MarketData | None = None, llms: Mapping[AgentName, LLM] | None = None,
+            wrap_llm: Callable[[AgentName, LLM], LLM] | None = None) -> RunOutcome:
     """Run (or resume) the scenario to the end of its test period.
 
     ``run_id`` pins the folder on resume; ``data`` replaces the configured source (tests use it to
     run a poisoned or injected copy of a dataset through the same graph); ``llms`` replaces the
-    configured backends (see ``build_deps``).
+    configured backends and ``wrap_llm`` wraps them (see ``build_deps``).
     """
     run_id = run_id or config.run_id()
     run_dir = Path(config.runs_dir) / run_id
@@ -239,7 +244,7 @@ def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cach
             snapshot_values = _latest_checkpoint_values(saver)
         deps, close = build_deps(
             config, data, run_dir, run_id=run_id, accounting_state=snapshot_values.get("accounting") or None,
-            cache_mode=cache_mode, cache_path=cache_path, llms=llms,
+            cache_mode=cache_mode, cache_path=cache_path, llms=llms, wrap_llm=wrap_llm,
         )
         try:
             graph = build_graph(deps).compile(checkpointer=saver)

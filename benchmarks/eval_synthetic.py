@@ -1,11 +1,28 @@
-"""Does the agent learn? The demo scenario on several seeds with informative news and with
-pure-noise news; test-period Sharpe of the agent and of buy-and-hold per seed.
+"""Does the agent trade on what it reads? The demo scenario at its own lengths, on seeds with
+informative news and with pure-noise news, through the project's own engine and broker (costs in).
 
-    .venv/bin/python benchmarks/eval_synthetic.py [--seeds 10] [--signal 0.8] [--out results.json]
+    .venv/bin/python benchmarks/eval_synthetic.py [--seeds 10] [--first-seed 100] [--signals 0.8,0]
+        [--arms agent,agent_truth] [--workers 2] [--runs-dir runs/eval] [--out eval.json] [--readme]
 
-Targets on the embedded default: agent Sharpe above buy-and-hold on >= 7 of 10 informative seeds;
-on noise seeds, mean agent Sharpe no worse than mean buy-and-hold Sharpe minus 0.2.
-A run with no position all test period has an undefined Sharpe; it is counted as 0 (flat).
+Per seed and signal it runs the arms (``agent``: the scenario as configured; ``agent_truth``: the
+same agent whose analysts read every news item with its true tone, ``agents.llm.truth_reader``,
+the evaluation-only backend that measures the pipeline when reading is perfect) and the references
+buy-and-hold, ``news_oracle`` (knows each item's true tone), ``news_tfidf`` (TF-IDF + logistic
+regression on matured labels) and MACD, each with Sharpe, return, max drawdown, exposure and fills.
+
+Per signal group: the mean gap to buy-and-hold of every strategy with a bootstrap 95 % CI over
+seeds and a paired Wilcoxon p-value (``env.stats.paired_gap``), wins over buy-and-hold, and the
+**share of the oracle's edge** captured: mean(x - B&H) / mean(oracle - B&H).
+
+Runs live in ``--runs-dir`` under deterministic names, so a killed eval resumes: finished runs are
+read back from their folders, interrupted ones resume from their checkpoints. Jobs run in
+``--workers`` processes (one local-model thread each). ``--readme`` prints the README tables from
+the JSON (``--from-json FILE`` prints them without running anything). A flat test period has an
+undefined Sharpe; it is counted as 0.
+
+Targets (issue 11, signal 0.8): share of the oracle's edge >= 50 %; with the truth-reading
+analysts >= 80 %; agent mean Sharpe above news_tfidf's; above B&H on >= 8 of 10 seeds; the 95 % CI
+of the mean gap above 0. Noise: mean gap to B&H >= -0.2.
 """
 
 from __future__ import annotations
@@ -13,56 +30,124 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
-import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.config import load_scenario  # noqa: E402
-from agents.runtime import execute  # noqa: E402
-from agents.trace import read_traces  # noqa: E402
-
 REPO = Path(__file__).resolve().parents[1]
+ARMS = ("agent", "agent_truth")
+REFERENCES = ("buy_and_hold", "news_oracle", "news_tfidf", "macd")
 
 
-def _sharpe(metrics: dict[str, Any]) -> float:
-    value = metrics.get("sharpe")
+def _num(value: Any) -> float:
     return 0.0 if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
-def run_one(scenario: Path, runs: Path, seed: int, signal: float, extra: dict[str, Any]) -> dict[str, Any]:
-    overrides = {"seed": seed, "data.seed": seed, "data.signal": signal, "runs_dir": str(runs), "name": f"eval-s{seed}-k{signal:g}"}
-    overrides.update(extra)
-    config = load_scenario(scenario, overrides)
-    started = time.perf_counter()
-    outcome = execute(config, resume=False, progress=False)
-    traces = list(read_traces(outcome.run_dir))
-    test_start = min(r["day"] for r in traces if r.get("phase") == "test")
-    # The adapters the test period traded with: the last fit at or before its first session, then
-    # each refit inside it. Shrink 0 means the news carried no weight (no out-of-fold skill).
-    fits = sorted(((r["day"], r["adapter_fit"]) for r in traces if r.get("adapter_fit")), key=lambda f: f[0])
-    before = [fit for day, fit in fits if day <= test_start]
-    used = before[-1:] + [fit for day, fit in fits if day > test_start]
-    first_fit = used[0] if used else {}
-    fills = (outcome.run_dir / "fills.csv").read_text().strip().splitlines()[1:]
+def _summary(metrics: dict[str, Any], fills: int) -> dict[str, float]:
     return {
-        "seed": seed,
-        "signal": signal,
-        "agent_sharpe": _sharpe(outcome.metrics),
-        "bh_sharpe": _sharpe(outcome.baselines["buy_and_hold"]),
-        "agent_return": outcome.metrics["cumulative_return"],
-        "bh_return": outcome.baselines["buy_and_hold"]["cumulative_return"],
-        "exposure": outcome.metrics.get("exposure"),
-        "adapter_evidence": first_fit.get("evidence"),
-        "adapter_shrink": first_fit.get("shrink"),
-        "adapter_shrink_max": max((fit["shrink"] for fit in used), default=None),
-        "test_fills": len(fills),
-        "seconds": time.perf_counter() - started,
+        "sharpe": _num(metrics.get("sharpe")), "return": _num(metrics.get("cumulative_return")),
+        "max_drawdown": _num(metrics.get("max_drawdown")), "exposure": _num(metrics.get("exposure")), "fills": fills,
     }
+
+
+def _config(scenario: Path, runs: Path, seed: int, signal: float, arm: str, extra: dict[str, Any]):
+    from agents.config import load_scenario
+
+    overrides = {"seed": seed, "data.seed": seed, "data.signal": signal, "runs_dir": str(runs),
+                 "name": f"eval-{arm.replace('_', '-')}-s{seed}-k{signal:g}", "llm.backends.local.threads": 1}
+    overrides.update(extra)
+    return load_scenario(scenario, overrides)
+
+
+def run_job(scenario: str, runs: str, seed: int, signal: float, arm: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """One (seed, signal, arm): run, resume or read back the run; returns its row."""
+    from agents.llm.truth_reader import TruthReader
+    from agents.runtime import _has_checkpoint, execute, load_data
+    from agents.state import ANALYST_AGENTS
+
+    config = _config(Path(scenario), Path(runs), seed, signal, arm, extra)
+    run_dir = Path(runs) / config.run_id()
+    started = time.perf_counter()
+    if not (run_dir / "metrics.json").exists():
+        data = load_data(config)
+        wrap = None
+        if arm == "agent_truth":
+            readers = set(ANALYST_AGENTS.values())
+            wrap = lambda agent, llm: TruthReader(llm, data) if agent in readers else llm  # noqa: E731
+        outcome = execute(config, resume=_has_checkpoint(run_dir / "checkpoints.sqlite"), progress=False, data=data,
+                          wrap_llm=wrap)
+        if not outcome.finished:
+            raise RuntimeError(f"{config.run_id()}: {outcome.message}")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    fills = max(0, len((run_dir / "fills.csv").read_text().strip().splitlines()) - 1)
+    return {"seed": seed, "signal": signal, "arm": arm, "run_id": config.run_id(), **_summary(metrics, fills),
+            "seconds": time.perf_counter() - started}
+
+
+def references(scenario: str, runs: str, seed: int, signal: float, extra: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """buy-and-hold, news_oracle, news_tfidf and MACD on the run's test period, with their fills."""
+    from agents.runtime import load_data, news_references, schedule_for
+    from env.baselines import make_strategy
+    from env.engine import run_backtest
+
+    config = _config(Path(scenario), Path(runs), seed, signal, "agent", extra)
+    data = load_data(config)
+    sched = schedule_for(config, data)
+    strategies = {"buy_and_hold": make_strategy("buy_and_hold"), "macd": make_strategy("macd"), **news_references(config, data)}
+    out = {}
+    for name in REFERENCES:
+        res = run_backtest(data, strategies[name], config.broker, start=sched.test_start, end=sched.end_day + 1)
+        out[name] = _summary(res.metrics, len(res.fills))
+    return out
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per signal: each strategy's mean Sharpe, its gap to B&H (CI, Wilcoxon) and share of the oracle's edge."""
+    from env.stats import paired_gap
+
+    out: dict[str, Any] = {}
+    for signal in sorted({r["signal"] for r in rows}, reverse=True):
+        group = [r for r in rows if r["signal"] == signal]
+        bh = [r["sharpe"]["buy_and_hold"] for r in group]
+        oracle_gap = sum(r["sharpe"]["news_oracle"] for r in group) / len(group) - sum(bh) / len(bh)
+        strategies = {}
+        for name in [*ARMS, *REFERENCES]:
+            have = [r for r in group if name in r["sharpe"]]
+            if not have or name == "buy_and_hold":
+                continue
+            values = [r["sharpe"][name] for r in have]
+            gap = paired_gap(values, [r["sharpe"]["buy_and_hold"] for r in have])
+            strategies[name] = {
+                "seeds": len(have), "mean_sharpe": sum(values) / len(values), **gap,
+                "oracle_share": gap["mean_gap"] / oracle_gap if oracle_gap > 0 else math.nan,
+            }
+        out[f"{signal:g}"] = {"seeds": len(group), "bh_mean_sharpe": sum(bh) / len(bh), "strategies": strategies}
+    return out
+
+
+def readme_tables(result: dict[str, Any]) -> str:
+    lines = ["| news signal | strategy | seeds | mean test Sharpe | mean gap to B&H [95 % CI] | Wilcoxon p | above B&H | share of oracle's edge |",
+             "|---|---|---|---|---|---|---|---|"]
+    for signal, group in result["summary"].items():
+        lines.append(f"| {signal} | buy-and-hold | {group['seeds']} | {group['bh_mean_sharpe']:+.2f} | — | — | — | — |")
+        for name, s in group["strategies"].items():
+            share = "—" if math.isnan(s["oracle_share"]) else f"{s['oracle_share']:.0%}"
+            lines.append(
+                f"| {signal} | {name} | {s['seeds']} | {s['mean_sharpe']:+.2f} | {s['mean_gap']:+.2f} [{s['lo']:+.2f}, {s['hi']:+.2f}] "
+                f"| {s['p_wilcoxon']:.3f} | {int(s['wins'])}/{s['seeds']} | {share} |"
+            )
+    lines += ["", "| news signal | seed | " + " | ".join(f"{n} Sharpe" for n in [*ARMS, *REFERENCES]) + " | agent return | agent fills |",
+              "|---|---|" + "---|" * (len(ARMS) + len(REFERENCES) + 2)]
+    for r in sorted(result["rows"], key=lambda r: (-r["signal"], r["seed"])):
+        cells = [f"{r['sharpe'][n]:+.2f}" if n in r["sharpe"] else "—" for n in [*ARMS, *REFERENCES]]
+        agent = r.get("detail", {}).get("agent", {})
+        lines.append(f"| {r['signal']:g} | {r['seed']} | " + " | ".join(cells)
+                     + f" | {agent.get('return', math.nan):+.2%} | {agent.get('fills', '—')} |")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -70,41 +155,57 @@ def main() -> int:
     parser.add_argument("--scenario", type=Path, default=REPO / "scenarios" / "demo.yaml")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=100)
-    parser.add_argument("--signal", type=float, default=0.8, help="signal of the informative runs")
-    parser.add_argument("--only", choices=("informative", "noise"), help="run only one of the two groups")
+    parser.add_argument("--signals", default="0.8,0", help="comma-separated news signals (0.4 for the weak group)")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"agent arms to run, from {list(ARMS)} (empty: references only)")
+    parser.add_argument("--workers", type=int, default=2, help="parallel worker processes")
+    parser.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "eval", help="where the runs live (resume reads them back)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra scenario override")
-    parser.add_argument("--out", type=Path, help="write per-seed results as JSON")
+    parser.add_argument("--out", type=Path, help="write rows and summary as JSON")
+    parser.add_argument("--readme", action="store_true", help="print the README tables")
+    parser.add_argument("--from-json", type=Path, help="print the tables of an earlier --out file and exit")
     args = parser.parse_args()
+    if args.from_json:
+        print(readme_tables(json.loads(args.from_json.read_text())))
+        return 0
     import yaml
 
     extra = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        groups = {"informative": (args.signal,), "noise": (0.0,)}.get(args.only or "", (args.signal, 0.0))
-        for signal in groups:
-            for seed in range(args.first_seed, args.first_seed + args.seeds):
-                row = run_one(args.scenario, Path(tmp), seed, signal, extra)
-                rows.append(row)
-                print(
-                    f"signal={signal:<4g} seed={seed:<4d} agent Sharpe {row['agent_sharpe']:+7.2f}  B&H Sharpe {row['bh_sharpe']:+7.2f}  "
-                    f"agent CR {row['agent_return']:+.2%}  B&H CR {row['bh_return']:+.2%}  exposure {row['exposure'] or 0:.2f}  "
-                    f"adapter z {row['adapter_evidence'] or 0:.1f} shrink {row['adapter_shrink'] or 0:.2f} "
-                    f"(max in test {row['adapter_shrink_max'] or 0:.2f})  "
-                    f"fills {row['test_fills']}  ({row['seconds']:.0f} s)",
-                    flush=True,
-                )
-                if args.out:
-                    args.out.write_text(json.dumps(rows, indent=2))
-    info = [r for r in rows if r["signal"] > 0]
-    noise = [r for r in rows if r["signal"] == 0]
+    signals = [float(s) for s in args.signals.split(",") if s.strip()]
+    arms = [a for a in args.arms.split(",") if a.strip()]
+    unknown = set(arms) - set(ARMS)
+    if unknown:
+        parser.error(f"unknown arm(s) {sorted(unknown)}; choose from {list(ARMS)}")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    args.runs_dir.mkdir(parents=True, exist_ok=True)
+    rows: dict[tuple[float, int], dict[str, Any]] = {}
+    for signal in signals:
+        for seed in seeds:
+            refs = references(str(args.scenario), str(args.runs_dir), seed, signal, extra)
+            rows[(signal, seed)] = {"signal": signal, "seed": seed, "sharpe": {n: v["sharpe"] for n, v in refs.items()}, "detail": refs}
+    jobs = [(str(args.scenario), str(args.runs_dir), seed, signal, arm, extra) for signal in signals for seed in seeds for arm in arms]
+    failures = []
+    with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
+        futures = {pool.submit(run_job, *job): job for job in jobs}
+        for future in as_completed(futures):
+            _, _, seed, signal, arm, _ = futures[future]
+            try:
+                row = future.result()
+            except (RuntimeError, OSError, ValueError) as exc:
+                failures.append(f"{arm} seed {seed} signal {signal:g}: {exc}")
+                print(f"FAILED {failures[-1]}", flush=True)
+                continue
+            rows[(signal, seed)]["sharpe"][arm] = row["sharpe"]
+            rows[(signal, seed)]["detail"][arm] = row
+            bh = rows[(signal, seed)]["sharpe"]["buy_and_hold"]
+            print(f"signal={signal:<4g} seed={seed:<4d} {arm:<12} Sharpe {row['sharpe']:+7.2f} (B&H {bh:+7.2f})  "
+                  f"return {row['return']:+.2%}  exposure {row['exposure']:.2f}  fills {row['fills']}  ({row['seconds']:.0f} s)", flush=True)
+    result = {"rows": list(rows.values()), "summary": summarise(list(rows.values())), "failures": failures,
+              "scenario": str(args.scenario), "overrides": extra}
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2))
     print()
-    if info:
-        wins = sum(r["agent_sharpe"] > r["bh_sharpe"] for r in info)
-        print(f"informative news: agent Sharpe > B&H on {wins}/{len(info)} seeds (target >= 7/10)")
-    if noise:
-        gap = statistics.mean(r["agent_sharpe"] for r in noise) - statistics.mean(r["bh_sharpe"] for r in noise)
-        print(f"noise news: mean agent Sharpe - mean B&H Sharpe = {gap:+.2f} (target >= -0.2)")
-    return 0
+    print(readme_tables(result) if args.readme else json.dumps(result["summary"], indent=2))
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
