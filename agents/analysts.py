@@ -119,7 +119,7 @@ def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
                 results: list[ChoiceResult] = llm.choose_many(requests, agent=agent.value)
                 model_calls = model_calls_of([res.record for res in results])
                 p_ups = deps.adapter.predict([u.text for u in units])
-                items, reasons = [], []
+                items, reasons, to_store = [], [], []
                 for unit, res, p_up in zip(units, results, p_ups, strict=True):
                     reason, score, impact = judge_reason(kind, res.probs, p_up)
                     reasons.append(reason)
@@ -140,7 +140,8 @@ def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
                             impact=impact,
                             impact_score=score,
                         )
-                        memory_id = deps.memory.add([item], as_of=view.decision_time)[0]
+                        to_store.append(item)
+                        memory_id = item.id  # deterministic: the store keeps it under this id
                     items.append(
                         ItemJudgement(
                             item_id=unit.item_id,
@@ -155,6 +156,8 @@ def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
                             fallback=res.record.fallback,
                         )
                     )
+                if to_store:  # one write for the session's items
+                    deps.memory.add(to_store, as_of=view.decision_time)
                 report = report.model_copy(update={"judgements": items})
                 deps.tracer.write(
                     day=state.day,

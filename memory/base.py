@@ -182,6 +182,10 @@ class MemoryStore(Protocol):
         """Raise (reward > 0) or lower (< 0) the importance of items used in a decision."""
         ...
 
+    def feedback_many(self, batch: Sequence[tuple[Sequence[str], float]], as_of: dt.datetime) -> list[MemoryMove]:
+        """``feedback`` for each ``(item_ids, reward)`` in order, written at once."""
+        ...
+
     def step_day(self, as_of: dt.datetime) -> list[MemoryMove]:
         """Apply decay-driven demotion, promotion and expiry at the end of a simulated day."""
         ...

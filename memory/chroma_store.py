@@ -412,31 +412,45 @@ class ChromaMemoryStore:
         threshold changes layer at once (returned and logged). Ids no longer stored (expired since
         retrieval, as delayed rewards allow) are skipped with a log message.
         """
+        return self.feedback_many([(item_ids, reward)], as_of)
+
+    def feedback_many(self, batch: Sequence[tuple[Sequence[str], float]], as_of: dt.datetime) -> list[MemoryMove]:
+        """Several ``feedback`` calls at one ``as_of``, applied in order, written in one commit.
+
+        The result equals calling ``feedback`` for each ``(item_ids, reward)`` in turn (each sees the
+        importance the previous ones left), but ChromaDB is written once: a session's matured
+        rewards cost one upsert per layer instead of one per reward part.
+        """
         self._check_writable()
         as_of = _utc(as_of, "as_of")
-        try:
-            reward = float(reward)
-        except (TypeError, ValueError):
-            raise MemoryStoreError(f"reward: must be a finite number, got {reward!r}") from None
-        if not math.isfinite(reward):
-            raise MemoryStoreError(f"reward: must be a finite number, got {reward!r}")
+        rewards = []
+        for item_ids, reward in batch:
+            try:
+                value = float(reward)
+            except (TypeError, ValueError):
+                raise MemoryStoreError(f"reward: must be a finite number, got {reward!r}") from None
+            if not math.isfinite(value):
+                raise MemoryStoreError(f"reward: must be a finite number, got {reward!r}")
+            rewards.append((item_ids, value))
         as_of_epoch = epoch_seconds(as_of)
-        updated: list[tuple[MemoryItem, Layer]] = []
+        current: dict[str, MemoryItem] = {}  # this batch's newest version of each item
+        first_layer: dict[str, Layer] = {}  # the layer each item is stored in before the batch
         moves: list[MemoryMove] = []
-        for item_id in dict.fromkeys(item_ids):
-            item = self._index.items.get(item_id)
-            if item is None:
-                logger.info("memory feedback skipped unknown or expired item %s", item_id)
-                continue
-            assert item.layer is not None
-            before = self._decayed(item, as_of_epoch)
-            after = feedback_importance(before, reward, self._config.feedback_scale, self._config.feedback_max_step)
-            layer = target_layer(item.layer, after, self._config.thresholds)
-            new = self._moved(item, after, as_of, layer=layer, access_count=item.access_count + 1)
-            updated.append((new, item.layer))
-            if layer is not item.layer:
-                moves.append(self._move(item, layer, before, after, as_of, f"feedback reward {reward:+.4g}"))
-        self._commit(updated, [], moves)
+        for item_ids, reward in rewards:
+            for item_id in dict.fromkeys(item_ids):
+                item = current.get(item_id) or self._index.items.get(item_id)
+                if item is None:
+                    logger.info("memory feedback skipped unknown or expired item %s", item_id)
+                    continue
+                assert item.layer is not None
+                first_layer.setdefault(item_id, item.layer)
+                before = self._decayed(item, as_of_epoch)
+                after = feedback_importance(before, reward, self._config.feedback_scale, self._config.feedback_max_step)
+                layer = target_layer(item.layer, after, self._config.thresholds)
+                current[item_id] = self._moved(item, after, as_of, layer=layer, access_count=item.access_count + 1)
+                if layer is not item.layer:
+                    moves.append(self._move(item, layer, before, after, as_of, f"feedback reward {reward:+.4g}"))
+        self._commit([(item, first_layer[item_id]) for item_id, item in current.items()], [], moves)
         return moves
 
     def _decayed(self, item: MemoryItem, as_of_epoch: float) -> float:

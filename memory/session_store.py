@@ -46,6 +46,9 @@ class SessionMemoryStore:
     def feedback(self, item_ids: Sequence[str], reward: float, as_of: dt.datetime) -> list[MemoryMove]:
         return []
 
+    def feedback_many(self, batch: Sequence[tuple[Sequence[str], float]], as_of: dt.datetime) -> list[MemoryMove]:
+        return []
+
     def step_day(self, as_of: dt.datetime) -> list[MemoryMove]:
         self._items.clear()
         return []

@@ -18,7 +18,7 @@ from rewards.momentum import DecisionRecord, RewardTracker
 
 
 class FeedbackJournal:
-    """Keys of memory-feedback events already applied, appended and fsynced one per line.
+    """Keys of memory-feedback batches already applied (one per session), appended and fsynced one per line.
 
     Feedback changes importance additively, so applying it twice is not idempotent; a reward node
     re-run after a crash skips the events this journal already holds.
@@ -61,16 +61,13 @@ def make_reward_node(deps: Deps) -> Callable[[RunState], dict]:
         matured = tracker.release(state.day, closes)
         decisions = deps.journal.decisions([c.decision_id for c in matured])
         buffer = list(state.matured_buffer)
-        moves = []
+        batch = []
         for comp in matured:
             dec = decisions.get(comp.decision_id)
             if dec is None:
                 continue
             if dec.memory_ids and deps.config.memory.enabled:
-                moves += feedback.apply_once(
-                    f"{comp.decision_id}:{comp.horizon}",
-                    lambda dec=dec, comp=comp: deps.memory.feedback(dec.memory_ids, comp.reward_part, as_of=view.decision_time),
-                )
+                batch.append((dec.memory_ids, comp.reward_part))
             if keep_for_reflection:
                 buffer.append(
                     MaturedPart(
@@ -79,6 +76,8 @@ def make_reward_node(deps: Deps) -> Callable[[RunState], dict]:
                         momentum_part=comp.momentum_part, action=dec.action, complete=comp.complete,
                     )
                 )
+        # All of today's reward parts in one memory write, applied once (keyed by session).
+        moves = feedback.apply_once(f"session:{state.day}", lambda: deps.memory.feedback_many(batch, as_of=view.decision_time)) if batch else []
         # The adapter's labels: the short-horizon momentum reward of a unit long position after each
         # session's news, released by its own tracker as it matures.
         labels = RewardTracker.from_state_dict(label_cfg, state.label_rewards) if state.label_rewards else RewardTracker(label_cfg)

@@ -272,3 +272,19 @@ def test_sigkill_between_move_writes_is_repaired_on_reopen(tmp_path, open_store,
     assert [(m["item_id"], m["cause"], m["from_layer"]) for m in logged] == [(mover.id, "repair", "shallow")]
     reopened.close()
     assert open_store().count() == 2  # the stale copy is gone from disk, not only hidden
+
+
+def test_feedback_many_equals_feedback_one_call_at_a_time(tmp_path, open_store, make_item):
+    """A session's reward parts are written in one batch; the result must equal applying them in turn."""
+    stores = [open_store(run_dir=tmp_path / name) for name in ("one", "many")]
+    items = [make_item(f"Apple item {k}", importance=50.0) for k in range(4)]
+    batch = [([items[0].id, items[1].id], 0.03), ([items[1].id, items[2].id], -0.05), ([items[0].id, "gone"], 0.04)]
+    for store in stores:
+        store.add(items, DAY0)
+    moves_one = [m for ids, r in batch for m in stores[0].feedback(ids, r, DAY0 + DAY)]
+    moves_many = stores[1].feedback_many(batch, DAY0 + DAY)
+    assert moves_many and [(m.item_id, m.to_layer) for m in moves_one] == [(m.item_id, m.to_layer) for m in moves_many]
+    got = [{i.id: (i.layer, round(i.importance, 12), i.access_count) for i in s.get([x.id for x in items])} for s in stores]
+    assert got[0] == got[1]
+    assert got[1][items[0].id][2] == 2 and got[1][items[3].id][2] == 0
+    assert [s.count(Layer.INTERMEDIATE) for s in stores] == [stores[0].count(Layer.INTERMEDIATE)] * 2
