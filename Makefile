@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 .PHONY: setup demo test bench clean
 
 setup: $(STAMP)
+	# Headless Chromium for the HTML report's browser test (tests/report); a system package, so apt.
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
