@@ -429,7 +429,10 @@ def _pbo(done: pd.DataFrame, groups: list[dict[str, Any]], pbo_cscv: Callable[..
         cells = done[(done["strategy"] == g["strategy"]) & (done["variant"] == g["variant"]) & (done["point"] == g["point"])]
         parts = []
         for run_dir in cells.sort_values("seed")["run_dir"]:
-            equity = pd.read_csv(Path(run_dir) / "equity.csv")["equity"].to_numpy(dtype=float)
+            path = Path(run_dir) / "equity.csv"
+            if not path.is_file():  # a table moved without its cells: no PBO
+                return math.nan
+            equity = pd.read_csv(path)["equity"].to_numpy(dtype=float)
             parts.append(equity[1:] / equity[:-1] - 1.0)
         columns.append(np.concatenate(parts) if parts else np.array([]))
     lengths = {c.size for c in columns}
