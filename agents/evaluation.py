@@ -17,8 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from env.stats import run_statistics
-
 COST_KEYS = ("tokens_in", "tokens_out", "tokens", "cost_usd", "model_calls", "llm_calls", "cache_hits", "seconds")
 PHASES = ("train", "test")
 
@@ -76,6 +74,8 @@ def run_summary(equity: Any, records: Iterable[dict[str, Any]], n_tickers: int, 
     """``{"statistics": ..., "cost": ...}`` for ``metrics.json``: ``env.stats.run_statistics`` of the
     test-period equity (bootstrap seeded by the run's seed, so a resumed run writes the same
     numbers) and ``cost_metrics`` of the traces."""
+    from env.stats import run_statistics  # scipy: imported only when statistics are computed
+
     values = np.asarray(equity, dtype=float)
     return {
         "statistics": run_statistics(values, n_boot=n_boot, seed=seed),

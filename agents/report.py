@@ -17,7 +17,6 @@ import pandas as pd
 
 from agents.evaluation import cost_metrics, json_safe
 from env.errors import ConfigError, TradegraphError
-from env.stats import run_statistics
 
 TEMPLATE = Path(__file__).with_name("report.html")
 DATA_MARK = "/*__REPORT_DATA__*/null"
@@ -39,24 +38,33 @@ def _cut(text: Any, limit: int) -> str:
 def _baseline_curves(run_dir: Path, dates: list[str]) -> tuple[dict[str, list[float]], str]:
     """Baseline equity over the run's test dates, recomputed from the run's own config; ``({}, why)``
     when the data cannot be loaded here (e.g. a yfinance run without its cache)."""
-    from agents.config import parse_scenario
+    from pydantic import TypeAdapter, ValidationError
+
     from env.baselines import make_strategy
+    from env.config import BrokerConfig, DataConfig
     from env.engine import run_backtest
     from env.sources import load_market
 
+    # Only the env sections are read: agents.config would import the learning stack (torch), which
+    # costs seconds and is not needed to draw baselines.
+    raw = _read_json(run_dir / "config.json")
     try:
-        config = parse_scenario(_read_json(run_dir / "config.json"), str(run_dir / "config.json"))
-        data = load_market(config.data, Path(config.cache_dir))
+        data_config = TypeAdapter(DataConfig).validate_python(raw.get("data") or {})
+        broker = BrokerConfig.model_validate(raw.get("broker") or {})
+        data = load_market(data_config, Path(raw.get("cache_dir") or ".cache/tradegraph"))
+    except ValidationError as exc:
+        return {}, f"baseline curves not drawn: {run_dir / 'config.json'} data/broker: {exc.error_count()} problem(s)"
     except TradegraphError as exc:
         return {}, f"baseline curves not drawn: {exc}"
+    seed = int(raw.get("seed", 0))
     index = {str(d)[:10]: i for i, d in enumerate(data.dates)}
     if not dates or dates[0] not in index or dates[-1] not in index:
         return {}, "baseline curves not drawn: the run's dates are not in its data"
     start, end = index[dates[0]], index[dates[-1]] + 1
     curves = {}
     for name in BASELINE_NAMES:
-        params = {"seed": config.seed} if name == "random" else {}
-        res = run_backtest(data, make_strategy(name, **params), config.broker, start=start, end=end)
+        params = {"seed": seed} if name == "random" else {}
+        res = run_backtest(data, make_strategy(name, **params), broker, start=start, end=end)
         curves[name] = [float(v) for v in res.equity.to_numpy()]
     return curves, ""
 
@@ -141,7 +149,11 @@ def run_report_data(run_dir: Path) -> dict[str, Any]:
                 traces[key] = trace
     tickers = sorted({t for row in weights_rows for t in row["weights"]} | {d["ticker"] for d in decisions if d["ticker"]})
     n_tickers = max(1, len(tickers) or len((config.get("data") or {}).get("tickers") or []) or 1)
-    statistics = metrics.get("statistics") or json_safe(run_statistics(values, seed=int(config.get("seed", 0))))
+    statistics = metrics.get("statistics")
+    if not statistics:  # a run written before metrics.json carried them
+        from env.stats import run_statistics
+
+        statistics = json_safe(run_statistics(values, seed=int(config.get("seed", 0))))
     cost = metrics.get("cost") or json_safe(cost_metrics(records, n_tickers))
     plain = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
     return json_safe({
