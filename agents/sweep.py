@@ -16,6 +16,10 @@ Strategies are pluggable by name: ``agent`` (agents.runtime.execute), each basel
 ``env.baselines`` (``buy_and_hold``, ``macd``, ...), or ``"package.module:function"`` for a runner
 ``fn(config, run_dir, params)`` that writes at least ``metrics.json`` into ``run_dir`` (RL
 methods plug in this way).
+
+With ``--address`` the cells run on an existing Ray cluster: its workers import this checkout
+through ``PYTHONPATH`` (so each node needs it at the same path) and all cells are submitted at once,
+the cluster's scheduler deciding how many run together.
 """
 
 from __future__ import annotations

@@ -100,3 +100,15 @@ def test_sweep_report_draws_the_ablation_chart(browser_page, tmp_path) -> None:
     assert "DataError: no prices" in page.inner_text("#cells")
     page.screenshot(path=str(tmp_path / "sweep.png"), full_page=True)
     assert problems == []
+
+
+def test_report_bad_input_exits_2_with_a_message(tmp_path, capsys) -> None:
+    assert run.main(["report"]) == 2
+    assert "RUN_ID or --sweep" in capsys.readouterr().err
+    assert run.main(["report", "nope", "--runs-dir", str(tmp_path)]) == 2
+    assert "no run 'nope'" in capsys.readouterr().err
+    (tmp_path / "unfinished").mkdir()
+    assert run.main(["report", "unfinished", "--runs-dir", str(tmp_path)]) == 2
+    assert "has not finished" in capsys.readouterr().err
+    assert run.main(["report", "--sweep", str(tmp_path)]) == 2
+    assert "run `python run.py sweep" in capsys.readouterr().err
