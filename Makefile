@@ -36,6 +36,8 @@ bench: setup
 	$(PY) benchmarks/bench_llm.py
 	$(PY) benchmarks/bench_memory.py
 	$(PY) benchmarks/bench_graph.py
+	$(PY) benchmarks/check_stats.py
+	$(PY) benchmarks/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
