@@ -25,6 +25,7 @@ the cluster's scheduler deciding how many run together.
 from __future__ import annotations
 
 import copy
+import fcntl
 import importlib
 import itertools
 import json
@@ -276,12 +277,22 @@ def _num(value: Any) -> float:
 
 
 def run_cell(cell: Cell) -> dict[str, Any]:
-    """Run one cell in this process (a Ray task calls exactly this); returns its row."""
-    started = time.perf_counter()
-    resolve_runner(cell.strategy.name)(cell.config, cell.run_dir, dict(cell.strategy.params))
-    if not (cell.run_dir / "metrics.json").is_file():
-        raise TradegraphError(f"strategy {cell.strategy.name!r} finished without writing {cell.run_dir / 'metrics.json'}")
-    return cell_row(cell, "done", wall_s=time.perf_counter() - started)
+    """Run one cell in this process (a Ray task calls exactly this); returns its row.
+
+    The cell's folder is locked while it runs: a Ray worker orphaned by a SIGKILLed sweep can go
+    on with its cell for a moment, so a resumed sweep waits for that lock (released when the
+    orphan finishes or dies) and then takes the orphan's result instead of running the cell again.
+    """
+    cell.run_dir.mkdir(parents=True, exist_ok=True)
+    with (cell.run_dir / ".cell.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (cell.run_dir / "metrics.json").is_file():
+            return cell_row(cell, "done", wall_s=0.0)  # finished by the worker that held the lock
+        started = time.perf_counter()
+        resolve_runner(cell.strategy.name)(cell.config, cell.run_dir, dict(cell.strategy.params))
+        if not (cell.run_dir / "metrics.json").is_file():
+            raise TradegraphError(f"strategy {cell.strategy.name!r} finished without writing {cell.run_dir / 'metrics.json'}")
+        return cell_row(cell, "done", wall_s=time.perf_counter() - started)
 
 
 # -- the sweep ------------------------------------------------------------------------------------

@@ -9,12 +9,15 @@ from typing import Any
 from env.errors import DataError
 
 
-def slow_buy_and_hold(config: Any, run_dir: Path, params: dict[str, Any]) -> None:
-    """buy-and-hold after a pause, so a test can SIGKILL the sweep between cells."""
+def slow(config: Any, run_dir: Path, params: dict[str, Any]) -> None:
+    """A baseline (``params["strategy"]``) after a pause, so a test can SIGKILL the sweep between
+    cells; each completed execution appends its cell id to ``<out>/executions.log``."""
     from agents.sweep import resolve_runner
 
     time.sleep(float(params.get("sleep_s", 0.4)))
-    resolve_runner("buy_and_hold")(config, run_dir, {})
+    resolve_runner(params.get("strategy", "buy_and_hold"))(config, run_dir, {})
+    with (run_dir.parent.parent / "executions.log").open("a", encoding="utf-8") as fh:
+        fh.write(run_dir.name + "\n")
 
 
 def broken(config: Any, run_dir: Path, params: dict[str, Any]) -> None:

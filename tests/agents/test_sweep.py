@@ -115,8 +115,9 @@ def test_ray_sweep_killed_with_sigkill_resumes_without_rerunning_a_cell(tmp_path
     out = tmp_path / "out"
     path = _write(tmp_path, {
         "name": "kill", "seeds": [1, 2, 3],
-        "strategies": [{"name": "tests.agents.sweep_plugins:slow_buy_and_hold", "label": "slow_bh", "params": {"sleep_s": 0.4}},
-                       "macd", "tests.agents.sweep_plugins:broken"],
+        "strategies": [{"name": "tests.agents.sweep_plugins:slow", "label": "slow_bh", "params": {"strategy": "buy_and_hold"}},
+                       {"name": "tests.agents.sweep_plugins:slow", "label": "slow_macd", "params": {"strategy": "macd"}},
+                       "tests.agents.sweep_plugins:broken"],
         "resources": {"num_cpus": 2, "cpus_per_cell": 1},
     })
     argv = [sys.executable, str(REPO / "run.py"), "sweep", str(path), "--out", str(out)]
@@ -137,12 +138,13 @@ def test_ray_sweep_killed_with_sigkill_resumes_without_rerunning_a_cell(tmp_path
     assert resumed.returncode == 1, resumed.stderr[-3000:]  # the broken cells failed
     assert "3 cell(s) failed" in resumed.stdout
     after = _log_events(out)[n_events:]
-    assert {c for e, c in after if e == "skip"} == finished_at_kill  # finished before the kill: skipped ...
-    assert not {c for e, c in after if e == "start"} & finished_at_kill  # ... and never started again
+    # finished before the kill: skipped and never started again (a Ray worker orphaned by the kill
+    # may finish one more cell meanwhile; it is then skipped too, or waited for behind its lock)
+    assert finished_at_kill <= {c for e, c in after if e == "skip"}
+    assert not {c for e, c in after if e == "start"} & finished_at_kill
     good = {p.parent.name for p in (out / "cells").glob("*/metrics.json")}
-    assert len(good) == 6 and {c for e, c in after if e == "done"} == good - finished_at_kill
-    done = [c for e, c in _log_events(out) if e == "done"]
-    assert len(done) == len(set(done))  # no cell finished twice
+    executions = (out / "executions.log").read_text().split()
+    assert len(good) == 6 and sorted(executions) == sorted(good)  # every good cell completed exactly once
     assert "running" in resumed.stderr and "ETA" in resumed.stderr
 
     table = pd.read_parquet(out / RESULTS_PARQUET)
@@ -154,6 +156,7 @@ def test_ray_sweep_killed_with_sigkill_resumes_without_rerunning_a_cell(tmp_path
     assert len(good) == 6
     bh = good[good["strategy"] == "slow_bh"]
     assert len(bh) == 3 and (bh["sharpe"] == bh["bh_sharpe"]).all()  # buy-and-hold against itself
+    assert (good[good["strategy"] == "slow_macd"]["bh_sharpe"].to_numpy() == bh["sharpe"].to_numpy()).all()
     one = Path(good["run_dir"].iloc[0])
     assert {"config.json", "metrics.json", "equity.csv", "fills.csv", "baselines.json"} <= {p.name for p in one.iterdir()}
     assert "ci" in json.loads((one / "metrics.json").read_text())["statistics"]
