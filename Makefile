@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 .PHONY: setup demo test bench clean
 
 setup: $(STAMP)
+	# Headless Chromium for the HTML report's browser test (tests/report); a system package, so apt.
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +36,8 @@ bench: setup
 	$(PY) benchmarks/bench_llm.py
 	$(PY) benchmarks/bench_memory.py
 	$(PY) benchmarks/bench_graph.py
+	$(PY) benchmarks/check_stats.py
+	$(PY) benchmarks/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

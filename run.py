@@ -10,6 +10,8 @@ parser block registered in ``COMMANDS``. Nothing happens at import time.
     python run.py resume RUN_ID [--set llm.budget.max_usd=5]
     python run.py trace RUN_ID [--day D] [--agent A]
     python run.py schema > docs/scenario.schema.json
+    python run.py sweep scenarios/sweeps/learning_eval.yaml [--address ADDR]
+    python run.py report RUN_ID | python run.py report --sweep runs/sweeps/NAME
 
 Bad input exits with code 2 and a message naming the flag.
 """
@@ -161,7 +163,14 @@ def _add_agent_commands(subparsers: Any) -> None:
     register(subparsers)
 
 
-COMMANDS: tuple[Callable[[Any], None], ...] = (_add_backtest, _add_agent_commands)
+def _add_eval_commands(subparsers: Any) -> None:
+    """sweep and report: evaluation at scale (agents/cli_eval.py)."""
+    from agents.cli_eval import register
+
+    register(subparsers)
+
+
+COMMANDS: tuple[Callable[[Any], None], ...] = (_add_backtest, _add_agent_commands, _add_eval_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -367,10 +367,18 @@ def write_outputs(config: ScenarioConfig, data: MarketData, sched: Schedule, run
             bh_equity = res.equity
     for name, strategy in news_references(config, data).items():
         baselines[name] = run_backtest(data, strategy, config.broker, start=sched.test_start, end=sched.end_day + 1).metrics
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, **_run_summary(config, data, equity, run_dir)}, indent=2), encoding="utf-8")
     (run_dir / "baselines.json").write_text(json.dumps(baselines, indent=2), encoding="utf-8")
     plot_equity(equity, run_dir / "equity.png", benchmark=bh_equity, title=f"tradegraph {run_dir.name}: test period", label="agent")
     return metrics, baselines
+
+
+def _run_summary(config: ScenarioConfig, data: MarketData, equity: Any, run_dir: Path) -> dict[str, Any]:
+    """metrics.json's "statistics" (bootstrap CIs, PSR) and "cost" (per ticker-day, from the traces) blocks (agents/evaluation.py)."""
+    from agents.evaluation import json_safe, run_summary
+    from agents.trace import read_traces
+
+    return json_safe(run_summary(equity, read_traces(run_dir), len(data.tickers), seed=config.seed))
 
 
 def load_run_config(runs_dir: Path, run_id: str, overrides: dict[str, Any] | None = None) -> ScenarioConfig:

@@ -34,3 +34,13 @@ def tiny_scenario(tmp_path: Path, **overrides: Any) -> ScenarioConfig:
 @pytest.fixture
 def tiny(tmp_path: Path):
     return lambda **kw: tiny_scenario(tmp_path, **kw)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One finished tiny run, shared by the tests that only read its folder (end-to-end, report)."""
+    from agents.runtime import execute
+
+    config = tiny_scenario(tmp_path_factory.mktemp("tiny-run"))
+    outcome = execute(config, resume=False, progress=False)
+    return config, outcome

@@ -9,19 +9,14 @@ from collections import Counter, defaultdict
 import pandas as pd
 import pytest
 
-from agents.runtime import execute
 from agents.trace import read_traces
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    from tests.agents.conftest import tiny_scenario
-
-    config = tiny_scenario(tmp_path_factory.mktemp("e2e"))
-    outcome = execute(config, resume=False, progress=False)
-    return config, outcome
+def finished_run(tiny_run):
+    return tiny_run  # the session's one tiny run (tests/agents/conftest.py), also read by the report test
 
 
 def test_run_finishes_and_writes_outputs(finished_run):
