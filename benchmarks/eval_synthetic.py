@@ -113,7 +113,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for signal in sorted({r["signal"] for r in rows}, reverse=True):
         group = [r for r in rows if r["signal"] == signal]
         bh = [r["sharpe"]["buy_and_hold"] for r in group]
-        oracle_gap = sum(r["sharpe"]["news_oracle"] for r in group) / len(group) - sum(bh) / len(bh)
+        oracle = paired_gap([r["sharpe"]["news_oracle"] for r in group], bh)
+        # The share is defined only where the oracle's edge is real (its CI above 0); on noise it is not.
+        oracle_gap = oracle["mean_gap"] if oracle["lo"] > 0 else math.nan
         strategies = {}
         for name in [*ARMS, *REFERENCES]:
             have = [r for r in group if name in r["sharpe"]]
@@ -123,7 +125,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             gap = paired_gap(values, [r["sharpe"]["buy_and_hold"] for r in have])
             strategies[name] = {
                 "seeds": len(have), "mean_sharpe": sum(values) / len(values), **gap,
-                "oracle_share": gap["mean_gap"] / oracle_gap if oracle_gap > 0 else math.nan,
+                "oracle_share": gap["mean_gap"] / oracle_gap,
             }
         out[f"{signal:g}"] = {"seeds": len(group), "bh_mean_sharpe": sum(bh) / len(bh), "strategies": strategies}
     return out
@@ -144,9 +146,9 @@ def readme_tables(result: dict[str, Any]) -> str:
               "|---|---|" + "---|" * (len(ARMS) + len(REFERENCES) + 2)]
     for r in sorted(result["rows"], key=lambda r: (-r["signal"], r["seed"])):
         cells = [f"{r['sharpe'][n]:+.2f}" if n in r["sharpe"] else "—" for n in [*ARMS, *REFERENCES]]
-        agent = r.get("detail", {}).get("agent", {})
-        lines.append(f"| {r['signal']:g} | {r['seed']} | " + " | ".join(cells)
-                     + f" | {agent.get('return', math.nan):+.2%} | {agent.get('fills', '—')} |")
+        agent = r.get("detail", {}).get("agent")
+        tail = f" | {agent['return']:+.2%} | {agent['fills']} |" if agent else " | — | — |"
+        lines.append(f"| {r['signal']:g} | {r['seed']} | " + " | ".join(cells) + tail)
     return "\n".join(lines)
 
 
