@@ -170,7 +170,7 @@ class TradingRLEnv(gym.Env):
             self.action_space = gym.spaces.Discrete(3)
         dim = self._static.shape[1] + n + 1
         self.observation_space = gym.spaces.Box(low=-_OBS_BOUND, high=_OBS_BOUND, shape=(dim,), dtype=np.float32)
-        self._obs = np.zeros(dim, dtype=np.float32)
+        self._dim, self._static_dim, self._low = dim, self._static.shape[1], low
         self._broker: Broker | None = None
         self._tracker: RewardTracker | None = None
         self._t = start
@@ -217,8 +217,7 @@ class TradingRLEnv(gym.Env):
         if targets is not None and self.modulate:
             assert self.scores is not None
             trade = modulate_trade(self.scores.recommendation[t], np.asarray(targets) - current)
-            low = -1.0 if self.broker_config.allow_short else 0.0
-            targets = np.clip(np.asarray(current) + trade, low, 1.0).tolist()
+            targets = np.clip(np.asarray(current) + trade, self._low, 1.0).tolist()
         orders = []
         if targets is not None:
             threshold = self.min_trade_weight
@@ -264,28 +263,36 @@ class TradingRLEnv(gym.Env):
             if choice == SELL:
                 return [-self._long_weight if self.broker_config.allow_short else 0.0] * self._n, False
             raise ConfigError(f"a discrete action must be 0 (sell), 1 (hold) or 2 (buy), got {action!r}")
-        weights = np.asarray(action, dtype=float).reshape(-1)
-        if weights.shape != (self._n,) or not np.isfinite(weights).all():
+        # Plain floats: numpy calls on a 1-3 element vector cost more than the arithmetic.
+        values = action.tolist() if isinstance(action, np.ndarray) else np.asarray(action, dtype=float).tolist()
+        if isinstance(values, float):
+            values = [values]
+        if len(values) != self._n or isinstance(values[0], list):
             raise ConfigError(f"action must be {self._n} finite target weights, got {action!r}")
-        weights = np.clip(weights, self.action_space.low, self.action_space.high)
-        gross = float(np.abs(weights).sum())
+        low = self._low
+        weights = []
+        for v in values:
+            if not math.isfinite(v):
+                raise ConfigError(f"action must be {self._n} finite target weights, got {action!r}")
+            weights.append(low if v < low else 1.0 if v > 1.0 else float(v))
+        gross = sum(abs(v) for v in weights)
         limit = self.broker_config.max_gross_exposure
         if gross > limit:
-            return (weights * (limit / gross)).tolist(), True
-        return weights.tolist(), False
+            return [v * (limit / gross) for v in weights], True
+        return weights, False
 
     def _observation(self) -> np.ndarray:
         assert self._broker is not None
         snap = self._broker.portfolio()
-        obs = self._obs.copy()
-        static = self._static[self._t - self.start]
-        k = static.shape[0]
-        obs[:k] = static
+        obs = np.empty(self._dim, dtype=np.float32)
+        k = self._static_dim
+        obs[:k] = self._static[self._t - self.start]
         weights = snap.weights
-        for j, ticker in enumerate(self.tickers):
-            obs[k + j] = weights.get(ticker, 0.0)
-        obs[-1] = snap.cash / snap.equity if snap.equity > 0 else 0.0
-        return np.clip(obs, -_OBS_BOUND, _OBS_BOUND, out=obs)
+        # Weights stay within the gross limit (<= 2) and cash within a few equities: no clipping needed.
+        dynamic = [weights.get(ticker, 0.0) for ticker in self.tickers]
+        dynamic.append(snap.cash / snap.equity if snap.equity > 0 else 0.0)
+        obs[k:] = dynamic
+        return obs
 
     def _info(self) -> dict[str, Any]:
         assert self._broker is not None
