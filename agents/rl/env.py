@@ -45,7 +45,7 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 
-from agents.rl.modulation import ScoreTable, modulate_trade
+from agents.rl.modulation import ScoreTable, modulate_trade, risk_factor
 from env.broker import Broker, TargetWeightOrder
 from env.config import BrokerConfig
 from env.errors import ConfigError
@@ -246,6 +246,9 @@ class TradingRLEnv(gym.Env):
         info = self._info()
         info["action_scaled"] = scaled
         info["orders"] = len(orders)
+        if self.scores is not None:
+            # CPPO-DeepSeek's risk modulation reads it: positions after this step, risk of the new session.
+            info["risk_factor"] = risk_factor(self.position_values(), self.scores.risk[t])
         return self._observation(), float(reward), terminated, False, info
 
     # -- internals -------------------------------------------------------------------------

@@ -24,6 +24,8 @@ SAMPLE_VALUES = {
     },
     "reflection": {"ticker": "ACME", "period": "2024-02-01 to 2024-03-01", "outcomes": "- 2024-02-01: buy, +1.0%", "evidence": "- Acme beats"},
     "belief_update": {"period": "test period", "stats": "equity +3%", "lessons": "- news mattered"},
+    "deepseek_recommendation": {"ticker": "ACME", "date": "2024-03-01", "news": "- Acme beats estimates: revenue up 4%"},
+    "deepseek_risk": {"ticker": "ACME", "date": "2024-03-01", "news": "- Acme beats estimates: revenue up 4%"},
 }
 
 
