@@ -6,6 +6,7 @@ parser block registered in ``COMMANDS``. Nothing happens at import time.
     python run.py backtest --prices FILE.csv [--ticker T] --strategy sma_cross \\
         --param fast=10 --param slow=30 --fee-bps 10 --out DIR
     python run.py backtest --scenario scenarios/X.yaml --strategy macd --out DIR
+    python run.py backtest --scenario scenarios/X.yaml --strategy ppo --param timesteps=20000 --out DIR
     python run.py run scenarios/demo.yaml [--set seed=3] [--llm-cache auto|record|replay|off]
     python run.py resume RUN_ID [--set llm.budget.max_usd=5]
     python run.py trace RUN_ID [--day D] [--agent A]
@@ -51,7 +52,11 @@ def _add_backtest(subparsers: Any) -> None:
     source.add_argument("--prices", type=Path, help="Daily OHLCV CSV (Date, Open, High, Low, Close, Volume).")
     source.add_argument("--scenario", type=Path, help="Scenario YAML: its data and broker sections are used.")
     p.add_argument("--ticker", help="Ticker name for --prices (default: the file name's stem, upper case).")
-    p.add_argument("--strategy", required=True, help="Baseline: buy_and_hold, random, macd, rsi or sma_cross.")
+    p.add_argument(
+        "--strategy", required=True,
+        help="Baseline: buy_and_hold, random, macd, rsi or sma_cross; or an RL trader (needs --scenario): "
+        "ppo, a2c, dqn, cppo, ppo_deepseek, cppo_deepseek (RL settings via --param, e.g. timesteps=20000).",
+    )
     p.add_argument(
         "--param", action="append", default=[], metavar="KEY=VALUE",
         help="Strategy parameter, repeatable (e.g. --param fast=10 --param slow=30).",
@@ -117,6 +122,12 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from env.plot import plot_equity
 
     params: dict[str, Any] = _parse_params(args.param)
+    from agents.rl.runner import RL_STRATEGY_NAMES
+
+    if args.strategy in RL_STRATEGY_NAMES:  # RL traders train on the scenario first (agents/rl/cli.py)
+        from agents.rl.cli import cmd_backtest_rl
+
+        return cmd_backtest_rl(args, params)
     data, broker_config, seed = _load_backtest_inputs(args)
     if args.fee_bps is not None:
         if not 0 <= args.fee_bps <= 1000:
