@@ -49,6 +49,7 @@ from agents.rl.modulation import ScoreTable, modulate_trade, risk_factor
 from env.broker import Broker, TargetWeightOrder
 from env.config import BrokerConfig
 from env.errors import ConfigError
+from env.indicators import MacdLine, WilderRsi
 from env.market import MarketData
 from rewards.config import RewardConfig
 from rewards.momentum import DecisionRecord, RewardTracker
@@ -65,45 +66,28 @@ def point_in_time_features(data: MarketData, tickers: tuple[str, ...], last: int
     """(log returns in percent, indicators) for sessions 0..last, each row read from ``data.view(i)``.
 
     Returns arrays of shape (last + 1, n) and (last + 1, n, 4). Indicators are 0 while warming up.
-    The indicator recursions are those of ``env.baselines`` (Wilder RSI, pandas ``ewm(adjust=False)``
-    MACD), fed one close per session.
+    RSI and MACD are ``env.indicators``' streaming implementations (the baselines' own), fed one
+    close per session.
     """
     n = len(tickers)
     returns = np.zeros((last + 1, n))
     indicators = np.zeros((last + 1, n, len(INDICATORS)))
-    a_fast, a_slow, a_sig = 2 / (_MACD_FAST + 1), 2 / (_MACD_SLOW + 1), 2 / (_MACD_SIGNAL + 1)
     for k, ticker in enumerate(tickers):
+        rsi, macd = WilderRsi(_RSI_PERIOD), MacdLine(_MACD_FAST, _MACD_SLOW, _MACD_SIGNAL)
         prev = None
-        ema_fast = ema_slow = signal = 0.0
-        gains: list[float] = []
-        avg_gain = avg_loss = None
         for i in range(last + 1):
             view = data.view(i)
             close = view.close(ticker)
-            if prev is None:
-                ema_fast = ema_slow = close
-            else:
+            if prev is not None:
                 returns[i, k] = 100.0 * math.log(close / prev)
-                ema_fast += a_fast * (close - ema_fast)
-                ema_slow += a_slow * (close - ema_slow)
-                signal += a_sig * (ema_fast - ema_slow - signal)
-                change = close - prev
-                gain, loss = max(change, 0.0), max(-change, 0.0)
-                if avg_gain is None:
-                    gains.append(change)
-                    if len(gains) == _RSI_PERIOD:
-                        avg_gain = sum(max(c, 0.0) for c in gains) / _RSI_PERIOD
-                        avg_loss = sum(max(-c, 0.0) for c in gains) / _RSI_PERIOD
-                else:
-                    avg_gain = (avg_gain * (_RSI_PERIOD - 1) + gain) / _RSI_PERIOD
-                    avg_loss = (avg_loss * (_RSI_PERIOD - 1) + loss) / _RSI_PERIOD
             prev = close
             row = indicators[i, k]
-            if avg_gain is not None:
-                rsi = 100.0 if avg_loss == 0 and avg_gain > 0 else 50.0 if avg_loss == 0 else 100 - 100 / (1 + avg_gain / avg_loss)
-                row[0] = (rsi - 50.0) / 50.0
-            if i + 1 >= _MACD_SLOW + _MACD_SIGNAL:
-                row[1] = 100.0 * (ema_fast - ema_slow - signal) / close
+            value = rsi.update(close)
+            if value is not None:
+                row[0] = (value - 50.0) / 50.0
+            hist = macd.update(close)
+            if hist is not None:
+                row[1] = 100.0 * hist / close
             if i + 1 >= _SMA:
                 row[2] = 100.0 * (close / view.series(ticker, "close", lookback=_SMA).mean() - 1.0)
             if i >= _VOL:
