@@ -54,7 +54,7 @@ class Policy(Protocol):
 
 @dataclass(frozen=True)
 class TrainJob:
-    """Everything a trainer needs for one seed."""
+    """Everything a trainer needs for one seed. Training may read sessions train_start..train_end only."""
 
     make_env: Callable[[int, int], TradingRLEnv]  # (start, end) -> a fresh environment
     train_start: int
@@ -62,9 +62,14 @@ class TrainJob:
     seed: int
     rl: RLConfig
     model_path: Path  # where the trainer saves (and looks for) the model, without suffix
+    data: MarketData | None = None
+    broker: BrokerConfig | None = None
 
 
-Trainer = Callable[[TrainJob], tuple[Policy, bool]]  # -> (policy, reused from disk)
+# A trainer returns (policy, reused from disk). The policy is either a ``Policy`` (evaluated on a
+# ``TradingRLEnv`` over the test period) or an engine ``Strategy`` with ``on_bar`` (evaluated by
+# ``env.engine.run_backtest`` over the same sessions): both step the broker test_start..end.
+Trainer = Callable[[TrainJob], tuple[Any, bool]]
 
 
 @dataclass(frozen=True)
@@ -267,10 +272,16 @@ def run_rl(
     fills = []
     for seed in rl.seeds:
         t0 = time.perf_counter()
-        job = TrainJob(make_env, train_start, train_end, seed, rl, run_dir / "models" / f"seed{seed}")
+        job = TrainJob(make_env, train_start, train_end, seed, rl, run_dir / "models" / f"seed{seed}", data, broker)
         policy, reused[seed] = spec.trainer(job)
         seconds[seed] = time.perf_counter() - t0
-        curves[seed], seed_fills = evaluate(policy, make_env(test_start, end))
+        if hasattr(policy, "on_bar"):
+            from env.engine import run_backtest
+
+            result = run_backtest(data, policy, broker, start=test_start, end=end + 1)
+            curves[seed], seed_fills = result.equity, result.fills
+        else:
+            curves[seed], seed_fills = evaluate(policy, make_env(test_start, end))
         metrics[seed] = equity_metrics(curves[seed])
         fills.append(seed_fills.assign(seed=seed))
         log(f"{strategy} seed {seed}: {'reused' if reused[seed] else 'trained'} in {seconds[seed]:.1f} s, "

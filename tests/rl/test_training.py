@@ -13,7 +13,7 @@ from agents.config import apply_overrides, parse_scenario
 from agents.rl.config import RLConfig
 from agents.rl.env import TradingRLEnv
 from agents.rl.modulation import ScoreTable
-from agents.rl.runner import STRATEGIES, TrainJob, evaluate, run_rl
+from agents.rl.runner import STRATEGIES, StrategySpec, TrainJob, evaluate, run_rl
 from env.config import BrokerConfig
 from env.market import MarketData
 from tests.rl.test_env import bars
@@ -83,3 +83,18 @@ def test_cppo_deepseek_reads_scores_and_modulates_actions(tmp_path: Path) -> Non
     # Two scores per ticker are in the state: 10 returns + 4 indicators + 2 scores + weight + cash.
     assert model.observation_space.shape == (18,)
     assert model.cvar_log and model.cvar_log[-1]["lam"] > 0.01
+
+
+def test_a_registered_engine_strategy_is_evaluated_on_the_same_test_sessions(tmp_path: Path, monkeypatch) -> None:
+    from env.baselines import make_strategy
+
+    seen = []
+
+    def trainer(job: TrainJob):
+        seen.append((job.train_start, job.train_end, job.data is not None))
+        return make_strategy("buy_and_hold"), False
+
+    monkeypatch.setitem(STRATEGIES, "hold_test", StrategySpec("hold_test", trainer))
+    run = run_rl(tiny_scenario(tmp_path), "hold_test", RLConfig(timesteps=64, seeds=(0,)))
+    assert seen == [(34, 59, True)]  # trained before the test start (session 60)
+    assert run.metrics[0] == run.baseline  # buy-and-hold through the engine over sessions 60..89
