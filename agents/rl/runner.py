@@ -191,7 +191,10 @@ def windows(scenario: Any, data: MarketData, rl: RLConfig) -> tuple[int, int, in
 
 
 def run_id_for(scenario: Any, strategy: str, rl: RLConfig) -> str:
-    canonical = json.dumps({"scenario": scenario.config_hash(), "strategy": strategy, "rl": rl.model_dump(mode="json")}, sort_keys=True)
+    """Scenario, strategy and the RL settings that change a model. Seeds and threads are left out:
+    each seed's model is its own file, so a run with more seeds reuses the ones already trained."""
+    settings = rl.model_dump(mode="json", exclude={"seeds", "threads"})
+    canonical = json.dumps({"scenario": scenario.config_hash(), "strategy": strategy, "rl": settings}, sort_keys=True)
     return f"{scenario.name}-{strategy}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
 
 

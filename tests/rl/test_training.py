@@ -98,3 +98,11 @@ def test_a_registered_engine_strategy_is_evaluated_on_the_same_test_sessions(tmp
     run = run_rl(tiny_scenario(tmp_path), "hold_test", RLConfig(timesteps=64, seeds=(0,)))
     assert seen == [(34, 59, True)]  # trained before the test start (session 60)
     assert run.metrics[0] == run.baseline  # buy-and-hold through the engine over sessions 60..89
+
+
+def test_more_seeds_reuse_the_models_already_trained(tmp_path: Path) -> None:
+    scenario = tiny_scenario(tmp_path)
+    one = run_rl(scenario, "a2c", RLConfig(timesteps=64, seeds=(0,)))
+    two = run_rl(scenario, "a2c", RLConfig(timesteps=64, seeds=(0, 1)))
+    assert two.run_dir == one.run_dir and two.reused == {0: True, 1: False}
+    assert two.metrics[0] == one.metrics[0]
