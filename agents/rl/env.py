@@ -35,6 +35,10 @@ the FinRS multi-timescale momentum reward (``rewards.momentum.RewardTracker``): 
 ``(direction, |weight|)`` of each ticker is recorded at ``t``; the reward of a step is
 ``reward_scale`` times the sum of the horizon parts that mature at ``t + 1`` (each part becomes
 known only on its own session, so the reward is delayed, never looked ahead).
+
+Info: ``index`` and ``date`` of the observed session, ``equity``, ``cash``; after a step also
+``action_scaled``, ``orders`` (orders sent) and, with ``scores``, ``risk_factor`` (the
+position-weighted risk weight that CPPO-DeepSeek scales its CVaR term by).
 """
 
 from __future__ import annotations
