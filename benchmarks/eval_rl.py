@@ -25,6 +25,7 @@ import argparse
 import datetime as dt
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ def bootstrap_ci(values: list[float], *, n_boot: int = 2000, level: float = 0.95
     return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
 
 
-def goog_scenario(runs_dir: Path) -> ScenarioConfig:
+def goog_scenario(runs_dir: Path, overrides: dict[str, Any] | None = None) -> ScenarioConfig:
     """GOOG from backtesting.py as a CSV scenario: train until 2010, test from 2011 to the end."""
     from backtesting.test import GOOG
 
@@ -72,7 +73,7 @@ def goog_scenario(runs_dir: Path) -> ScenarioConfig:
         "broker": {"initial_cash": 100000, "commission_bps": 10, "slippage_bps": 2},
         "episode": {"warmup_days": 34, "train_days": first_test - 34},
     }
-    return parse_scenario(apply_overrides(raw, {}), "eval_rl goog")
+    return parse_scenario(apply_overrides(raw, overrides or {}), "eval_rl goog")
 
 
 def classic_rows(data: MarketData, scenario: ScenarioConfig, seeds: list[int], test_start: int, end: int) -> dict[str, list[dict]]:
@@ -87,8 +88,11 @@ def classic_rows(data: MarketData, scenario: ScenarioConfig, seeds: list[int], t
     return rows
 
 
-def agent_rows(scenario: ScenarioConfig, seeds: list[int], runs_dir: Path) -> list[dict]:
-    """The tradegraph agent (agents.runtime.execute) once per seed; resumes a run already on disk."""
+def agent_rows(make: Callable[[dict[str, Any]], ScenarioConfig], seeds: list[int], runs_dir: Path) -> list[dict]:
+    """The tradegraph agent (agents.runtime.execute) once per seed; resumes a run already on disk.
+
+    ``make(overrides)`` builds the scenario with the seed set through validation, so every seed the
+    run derives (baselines, local backends) follows it."""
     import pandas as pd
 
     from agents.runtime import execute
@@ -96,7 +100,7 @@ def agent_rows(scenario: ScenarioConfig, seeds: list[int], runs_dir: Path) -> li
 
     out = []
     for seed in seeds:
-        config = scenario.model_copy(update={"seed": seed, "runs_dir": runs_dir / "agent"})
+        config = make({"seed": seed, "runs_dir": str(runs_dir / "agent")})
         try:
             outcome = execute(config, resume=False, progress=False)
         except ResumeError:
@@ -141,7 +145,9 @@ def format_table(title: str, rows: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
-def evaluate_dataset(name: str, scenario: ScenarioConfig, args: argparse.Namespace, runs_dir: Path) -> str:
+def evaluate_dataset(name: str, make: Callable[[dict[str, Any]], ScenarioConfig], args: argparse.Namespace,
+                     runs_dir: Path) -> str:
+    scenario = make({"runs_dir": str(runs_dir)})
     data = load_data(scenario)
     rl = RLConfig(timesteps=args.timesteps, seeds=tuple(args.seeds), threads=args.threads)
     train_start, train_end, test_start, end = windows(scenario, data, rl)
@@ -171,7 +177,7 @@ def evaluate_dataset(name: str, scenario: ScenarioConfig, args: argparse.Namespa
         notes.append(f"{method}: {time.perf_counter() - t0:.0f} s ({'trained seeds ' + str(trained) if trained else 'all models reused'})")
     rows.update(classic_rows(data, scenario, list(args.seeds), test_start, end))
     if args.agent:
-        rows["tradegraph"] = agent_rows(scenario, list(args.seeds), runs_dir)
+        rows["tradegraph"] = agent_rows(make, list(args.seeds), runs_dir)
     table = format_table(header, rows)
     return table + "\n" + "\n".join(f"  note: {n}" for n in notes)
 
@@ -191,11 +197,13 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(args.methods) - set(RL_STRATEGY_NAMES))
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {list(RL_STRATEGY_NAMES)}")
-    datasets = {"demo": lambda: load_scenario(REPO / "scenarios" / "demo.yaml").model_copy(update={"runs_dir": args.runs_dir}),
-                "goog": lambda: goog_scenario(args.runs_dir)}
+    datasets: dict[str, Callable[[dict[str, Any]], ScenarioConfig]] = {
+        "demo": lambda overrides: load_scenario(REPO / "scenarios" / "demo.yaml", overrides),
+        "goog": lambda overrides: goog_scenario(args.runs_dir, overrides),
+    }
     tables = []
     for name in args.datasets.split(","):
-        tables.append(evaluate_dataset(name, datasets[name](), args, args.runs_dir))
+        tables.append(evaluate_dataset(name, datasets[name], args, args.runs_dir))
         print("\n" + tables[-1] + "\n", flush=True)
     print("\n\n".join(tables))
 
