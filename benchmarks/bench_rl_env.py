@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, default=2520, help="Length of the synthetic market (sessions).")
     parser.add_argument("--steps", type=int, default=200_000, help="Steps timed per loop.")
     parser.add_argument("--ppo-steps", type=int, default=100_000, help="PPO training steps to time (0 skips).")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads for PPO.")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for PPO (1: see the README, 2 threads on a shared 2-core machine ran 7-15x slower).")
     args = parser.parse_args(argv)
 
     data = make_market(args.sessions, seed=0)
