@@ -78,6 +78,9 @@ class FlagTraderConfig(BaseModel):
     lr_value: float = Field(1e-3, gt=0, description="AdamW learning rate of the value head.")
     max_grad_norm: float = Field(0.5, gt=0, description="Gradient-norm clip over all trainable parameters.")
     reward_scale: float = Field(100.0, gt=0, description="Reward = this times the log equity change (100: log-percent).")
+    min_trade_weight: float = Field(
+        0.02, ge=0, lt=1, description="A buy or sell that would change the weight by less than this sends no order (no churn)."
+    )
     batch_size: int = Field(8, ge=1, description="Prompts per forward pass of the frozen layers.")
     seed: int = Field(0, description="Seed of action sampling and minibatch order.")
     model_path: str | None = Field(None, description="GGUF file or HF folder of the LLM; None: the embedded SmolLM2-135M-Instruct.")
@@ -263,7 +266,8 @@ class FlagTraderStrategy:
         probs = self.trader.action_probs([self.trader.prompt(view, portfolio, ticker)])[0]
         k = int(np.argmax(probs)) if self.greedy else int(self._rng.choice(len(ACTIONS), p=probs / probs.sum()))
         self.decisions.append((view.date.isoformat(), ACTIONS[k], [float(p) for p in probs]))
-        return _orders(ACTIONS[k], ticker)
+        weight = portfolio.weights.get(ticker, 0.0)
+        return _orders(ACTIONS[k], ticker, weight, self.trader.config.min_trade_weight)
 
 
 def _view_ticker(trader: FlagTrader, view: MarketView) -> str:
@@ -274,11 +278,13 @@ def _view_ticker(trader: FlagTrader, view: MarketView) -> str:
     return view.tickers[0]
 
 
-def _orders(action: str, ticker: str) -> list[Order]:
-    if action == "buy":
-        return [TargetWeightOrder(ticker, 1.0)]
+def _orders(action: str, ticker: str, weight: float, min_trade_weight: float) -> list[Order]:
+    """buy: target weight 1; sell: target 0 (any position is closed); hold, a sell when flat or a buy
+    that would change the weight by less than ``min_trade_weight``: no order."""
     if action == "sell":
-        return [TargetWeightOrder(ticker, 0.0)]
+        return [TargetWeightOrder(ticker, 0.0)] if weight != 0.0 else []
+    if action == "buy" and 1.0 - weight >= min_trade_weight:
+        return [TargetWeightOrder(ticker, 1.0)]
     return []
 
 
@@ -352,7 +358,7 @@ def collect_rollout(
             actions[e, s] = k
             logps[e, s] = float(log_probs[e, k])
             values[e, s] = float(value[e])
-            orders = _orders(ACTIONS[k], ticker)
+            orders = _orders(ACTIONS[k], ticker, snap.weights.get(ticker, 0.0), config.min_trade_weight)
             if orders:
                 broker.submit(orders, i)
             broker.step(i + 1)

@@ -26,6 +26,10 @@ SAMPLE_VALUES = {
     "belief_update": {"period": "test period", "stats": "equity +3%", "lessons": "- news mattered"},
     "deepseek_recommendation": {"ticker": "ACME", "date": "2024-03-01", "news": "- Acme beats estimates: revenue up 4%"},
     "deepseek_risk": {"ticker": "ACME", "date": "2024-03-01", "news": "- Acme beats estimates: revenue up 4%"},
+    "flag_trader": {
+        "ticker": "ACME", "returns": "+0.5% -1.2% +0.3%", "trend": "20-day: +4.1%, vs average +1.0%.",
+        "position": "0%", "cash": "100%", "news": "Acme beats quarterly estimates",
+    },
 }
 
 
