@@ -66,7 +66,7 @@ class FlagTraderConfig(BaseModel):
     headlines: int = Field(1, ge=0, le=5, description="Most headlines of the day rendered (0: none); the newest first.")
     headline_chars: int = Field(90, ge=10, le=400, description="Characters kept of each headline.")
     n_envs: int = Field(2, ge=1, le=64, description="Parallel rollouts over the training window per PPO update.")
-    iterations: int = Field(12, ge=1, description="PPO updates (each on fresh rollouts).")
+    iterations: int = Field(8, ge=1, description="PPO updates (each on fresh rollouts).")
     epochs: int = Field(4, ge=1, description="Passes over each rollout batch.")
     minibatch_size: int = Field(16, ge=1, description="Transitions per gradient step.")
     gamma: float = Field(0.9, ge=0, le=1, description="Discount per session.")
