@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--goog-test-days", type=int, default=60, help="test sessions on GOOG")
     parser.add_argument("--market", choices=("both", "demo", "goog"), default="both", help="which market(s) to train and test on")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the model")
+    parser.add_argument("--skip-timing", action="store_true", help="skip the 64-transition update timing")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -128,7 +129,7 @@ def main() -> None:
     rows: list[dict[str, object]] = []
     timing: dict[str, float] = {}
     if args.market in ("both", "demo"):
-        timing = run_demo(config, data, scenario, schedule, run_dir, rows)
+        timing = run_demo(config, data, scenario, schedule, run_dir, rows, args.skip_timing)
     if args.market in ("both", "goog"):
         goog = goog_market()
         warmup, train_days = scenario.episode.warmup_days, scenario.episode.train_days
@@ -139,18 +140,22 @@ def main() -> None:
         args.json.write_text(json.dumps({"timing": timing, "rows": rows}, indent=2) + "\n", encoding="utf-8")
 
 
-def run_demo(config, data, scenario, schedule, run_dir, rows) -> dict[str, float]:
-    """Update timing, then train and test on the demo market; appends to ``rows``."""
-    trader = FlagTrader(config)
-    timing = time_update(trader, data, scenario.broker, schedule.test_start)
+def run_demo(config, data, scenario, schedule, run_dir, rows, skip_timing: bool) -> dict[str, float]:
+    """Update timing (unless skipped), then train and test on the demo market; appends to ``rows``."""
+    timing: dict[str, float] = {}
+    if not skip_timing:
+        timing = time_update(FlagTrader(config), data, scenario.broker, schedule.test_start)
+        print_timing(timing)
+    rows += compare("demo (signal 0.8)", data, scenario.broker, config, (schedule.first_day, schedule.test_start),
+                    (schedule.test_start, schedule.end_day + 1), run_dir)
+    return timing
+
+
+def print_timing(timing: dict[str, float]) -> None:
     print(f"one PPO update over 64 transitions ({timing['epochs']} epochs, {timing['prompt_tokens']:.0f} prompt tokens on average): "
           f"{timing['update_s']:.1f} s; peer: encoding the same 64 prompts through the frozen layers {timing['encode_s']:.1f} s "
           f"(an uncached update would add that once per epoch: x{(timing['update_s'] + timing['epochs'] * timing['encode_s']) / timing['update_s']:.1f})",
           flush=True)
-
-    rows += compare("demo (signal 0.8)", data, scenario.broker, config, (schedule.first_day, schedule.test_start),
-                    (schedule.test_start, schedule.end_day + 1), run_dir)
-    return timing
 
 
 def print_table(rows: list[dict[str, object]]) -> None:
