@@ -87,7 +87,7 @@ def compare(name: str, data: MarketData, broker: BrokerConfig, config: FlagTrade
     """Train on ``train``, evaluate zero-shot, fine-tuned and buy-and-hold on ``test``."""
     began = time.perf_counter()
     log: list[dict] = []
-    trained = train_flag_trader(data, config, run_dir / name, broker_config=broker, start=train[0], end=train[1], log=log.append)
+    trained = train_flag_trader(data, config, run_dir / name.split()[0].lower(), broker_config=broker, start=train[0], end=train[1], log=log.append)
     train_s = time.perf_counter() - began
     first, last = log[0], log[-1]
     print(f"[{name}] trained {config.iterations} PPO iterations in {train_s:.0f} s "
