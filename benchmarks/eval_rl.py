@@ -185,7 +185,10 @@ def evaluate_dataset(name: str, make: Callable[[dict[str, Any]], ScenarioConfig]
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="demo,goog", help="Comma list of demo, goog.")
-    parser.add_argument("--methods", default=",".join(RL_STRATEGY_NAMES), help="Comma list of RL strategies.")
+    parser.add_argument(
+        "--methods", default=",".join(m for m in RL_STRATEGY_NAMES if m != "flag_trader"),
+        help="Comma list of RL strategies (default: all but flag_trader, which trains SmolLM2 for minutes per seed).",
+    )
     parser.add_argument("--seeds", default="0,1,2", help="Comma list of training seeds.")
     parser.add_argument("--timesteps", type=int, default=20_000, help="Training steps per seed and method.")
     parser.add_argument("--threads", type=int, default=1, help="torch threads while training.")

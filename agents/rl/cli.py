@@ -1,4 +1,4 @@
-"""``run.py backtest --scenario S --strategy ppo|a2c|dqn|cppo|ppo_deepseek|cppo_deepseek``.
+"""``run.py backtest --scenario S --strategy ppo|a2c|dqn|cppo|ppo_deepseek|cppo_deepseek|flag_trader``.
 
 ``--param KEY=VALUE`` sets ``RLConfig`` fields (``--param timesteps=20000 --param seeds=0,1,2``).
 Models, curves and metrics go to the run folder under the scenario's ``runs_dir`` (a rerun with

@@ -138,6 +138,22 @@ def _sb3_trainer(algorithm: str) -> Trainer:
     return train
 
 
+def _flag_trainer(job: TrainJob) -> tuple[Any, bool]:
+    """FLAG-Trader (agents/rl/flag_trader.py): SmolLM2 as the PPO policy, trained on the same
+    sessions; saved under the seed's model folder and reloaded by a rerun. Its own env is the
+    backtest engine, so the runner evaluates the returned engine strategy with ``run_backtest``."""
+    from agents.rl.flag_trader import META_FILE, FlagTrader, parse_flag_config, train_flag_trader
+
+    folder = job.model_path / "flag_trader"
+    if (folder / META_FILE).is_file():
+        return FlagTrader.load(folder).strategy(), True
+    assert job.data is not None and job.broker is not None
+    config = parse_flag_config({"seed": job.seed, "threads": job.rl.threads, "min_trade_weight": job.rl.min_trade_weight})
+    trader = train_flag_trader(job.data, config, job.model_path, broker_config=job.broker,
+                               start=job.train_start, end=job.train_end + 1)
+    return trader.strategy(), False
+
+
 STRATEGIES: dict[str, StrategySpec] = {
     "ppo": StrategySpec("ppo", _sb3_trainer("ppo"), description="PPO (stable-baselines3), target weights."),
     "a2c": StrategySpec("a2c", _sb3_trainer("a2c"), description="A2C (stable-baselines3), target weights."),
@@ -150,6 +166,10 @@ STRATEGIES: dict[str, StrategySpec] = {
     "cppo_deepseek": StrategySpec(
         "cppo_deepseek", _sb3_trainer("cppo"), scores="both", modulate=True,
         description="CPPO with LLM recommendation and risk: state, action modulation and risk-scaled CVaR term.",
+    ),
+    "flag_trader": StrategySpec(
+        "flag_trader", _flag_trainer, action_mode="discrete",
+        description="FLAG-Trader: SmolLM2 as the PPO policy over a text state (its own settings; RLConfig gives seed and threads).",
     ),
 }
 RL_STRATEGY_NAMES = tuple(STRATEGIES)
