@@ -40,6 +40,9 @@ class AgentName(StrEnum):
     MARKET_ANALYST = "market_analyst"
     DIRECTION = "direction"
     REFLECTION = "reflection"
+    # FinRL-DeepSeek's scorers (agents.rl.deepseek): not graph nodes, but routable like the others.
+    DEEPSEEK_RECOMMENDATION = "deepseek_recommendation"
+    DEEPSEEK_RISK = "deepseek_risk"
 
 
 class Phase(StrEnum):

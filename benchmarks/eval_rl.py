@@ -11,8 +11,7 @@ Two markets, the same test period and broker for every method:
 
 Seeds are training seeds (and the random baseline's seed); the market of each dataset is fixed
 (one synthetic draw: scoring its news with the CPU model takes minutes). Each cell is the mean
-over seeds with a 95 % percentile-bootstrap CI of that mean (local helper ``bootstrap_ci``; switch
-to env/stats.py once it lands). CVaR is the historical 5 % CVaR of daily returns, as a loss.
+over seeds with a 95 % percentile-bootstrap CI of that mean (``env.stats.mean_ci``). CVaR is the historical 5 % CVaR of daily returns, as a loss.
 
 Run: ``nice -n 10 .venv/bin/python benchmarks/eval_rl.py [--datasets demo,goog] [--seeds 0,1,2]
 [--timesteps 20000] [--methods ppo,a2c,...] [--agent]``. Models, curves and the LLM cache go under
@@ -38,6 +37,7 @@ from agents.runtime import load_data
 from env.baselines import make_strategy
 from env.engine import run_backtest
 from env.market import MarketData
+from env.stats import mean_ci
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = (("sharpe", "Sharpe"), ("cumulative_return", "return"), ("max_drawdown", "max DD"),
@@ -45,17 +45,9 @@ COLUMNS = (("sharpe", "Sharpe"), ("cumulative_return", "return"), ("max_drawdown
 CLASSIC = ("buy_and_hold", "random", "macd", "rsi", "sma_cross")
 
 
-def bootstrap_ci(values: list[float], *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap CI of the mean of ``values`` (a single value gives a zero-width interval)."""
-    arr = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
-    if arr.size == 0:
-        return math.nan, math.nan
-    if arr.size == 1:
-        return float(arr[0]), float(arr[0])
-    rng = np.random.default_rng(seed)
-    means = arr[rng.integers(0, arr.size, (n_boot, arr.size))].mean(axis=1)
-    tail = (1 - level) / 2
-    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+def bootstrap_ci(values: list[float]) -> tuple[float, float]:
+    """95 % percentile-bootstrap CI of the mean over seeds (``env.stats.mean_ci``; non-finite values dropped)."""
+    return mean_ci([v for v in values if math.isfinite(v)], n_boot=2000)
 
 
 def goog_scenario(runs_dir: Path, overrides: dict[str, Any] | None = None) -> ScenarioConfig:

@@ -172,6 +172,21 @@ def bootstrap_run_ci(
 
 
 # -- across seeds --------------------------------------------------------------------------
+def mean_ci(values: ArrayLike, *, n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap CI of the mean of independent values (iid resamples); NaN with none,
+    a zero-width interval with one."""
+    a = _finite_1d(values, "values")
+    if not 0 < confidence < 1:
+        raise ConfigError(f"confidence must be in (0, 1), got {confidence}")
+    if a.size == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(axis=1)
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    lo, hi = np.percentile(means, [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
 def paired_gap(
     values: ArrayLike,
     baseline: ArrayLike,
@@ -200,11 +215,7 @@ def paired_gap(
     if n == 0:
         return out
     out["mean_gap"] = float(gaps.mean())
-    rng = np.random.default_rng(seed)
-    means = gaps[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    lo, hi = np.percentile(means, [tail, 100.0 - tail])
-    out["lo"], out["hi"] = float(lo), float(hi)
+    out["lo"], out["hi"] = mean_ci(gaps, n_boot=n_boot, confidence=confidence, seed=seed)
     if np.all(gaps == 0):
         out["p_wilcoxon"] = 1.0
     else:

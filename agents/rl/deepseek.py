@@ -18,11 +18,12 @@ import numpy as np
 from agents.llm.base import LLM, ChoiceRequest
 from agents.prompts import PromptLibrary
 from agents.rl.modulation import NEUTRAL_SCORE, ScoreTable
+from agents.state import AgentName
 from env.market import MarketData
 
 OPTIONS = ("1", "2", "3", "4", "5")
-RECOMMENDATION_AGENT = "deepseek_recommendation"
-RISK_AGENT = "deepseek_risk"
+RECOMMENDATION_AGENT = AgentName.DEEPSEEK_RECOMMENDATION.value
+RISK_AGENT = AgentName.DEEPSEEK_RISK.value
 
 
 @dataclass(frozen=True)

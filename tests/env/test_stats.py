@@ -166,3 +166,13 @@ def test_run_statistics_bundle() -> None:
     assert out["sr"] * math.sqrt(252) == pytest.approx(compute_metrics(equity)["sharpe"])
     assert 0 <= out["psr"] <= 1 and out["dsr"]["dsr"] < out["psr"]  # 10 trials counted: less confidence
     assert set(out["ci"]) == {"sharpe", "cumulative_return", "max_drawdown", "bootstrap"}
+
+
+def test_mean_ci_brackets_the_mean_and_degenerates_on_constant_values():
+    from env.stats import mean_ci
+
+    assert mean_ci([2.5]) == (2.5, 2.5)
+    assert mean_ci([1.0, 1.0, 1.0]) == (1.0, 1.0)
+    lo, hi = mean_ci([0.0, 1.0, 2.0, 3.0, 4.0], n_boot=4000)
+    assert lo < 2.0 < hi and lo >= 0.0 and hi <= 4.0
+    assert all(math.isnan(v) for v in mean_ci([]))
