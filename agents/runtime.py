@@ -26,7 +26,7 @@ from agents.journal import Account, RunJournal
 from agents.prompts import PromptLibrary
 from agents.state import AgentName, Phase, RunState
 from agents.trace import TraceWriter
-from env.errors import BudgetExceededError, ConfigError, ResumeError
+from env.errors import BackendUnavailableError, BudgetExceededError, ConfigError, ResumeError
 from env.market import MarketData
 
 if TYPE_CHECKING:
@@ -265,6 +265,12 @@ def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cach
                 run_id, run_dir, False, None, None,
                 f"LLM budget exceeded: {exc}. State is saved at the last checkpoint; raise llm.budget and run "
                 f"`python run.py resume {run_id} --set llm.budget.max_usd=...` to continue.",
+            )
+        except BackendUnavailableError as exc:
+            return RunOutcome(
+                run_id, run_dir, False, None, None,
+                f"LLM backend {exc.backend!r} is failing: {exc}. State is saved at the last checkpoint; check "
+                f"llm.backends.{exc.backend} (`python run.py doctor`) and run `python run.py resume {run_id}` to continue.",
             )
         finally:
             close()

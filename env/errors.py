@@ -40,6 +40,21 @@ class LLMConfigError(LLMError, ConfigError):
     """Authentication failed or the model is unknown: the message says which config field to fix."""
 
 
+class BackendUnavailableError(LLMError):
+    """One backend failed too many calls in a row (``llm.retry.max_consecutive_failures``).
+
+    The run stops cleanly with its state at the last checkpoint, so it can be resumed once the
+    server is back. ``backend`` is the name in ``llm.backends``; ``errors`` its last errors.
+    """
+
+    def __init__(self, backend: str, failures: int, errors: list[str]) -> None:
+        self.backend = backend
+        self.failures = failures
+        self.errors = list(errors)
+        last = "; ".join(self.errors) or "no error text"
+        super().__init__(f"backend {backend!r} failed {failures} calls in a row (last errors: {last})")
+
+
 class BudgetExceededError(LLMError):
     """The configured token or dollar budget is spent. The run stops cleanly with its state saved."""
 

@@ -42,6 +42,11 @@ class CallRecord(BaseModel):
     cost_usd: float = Field(ge=0, description="Estimated cost from the configured price table (0 on a cache hit).")
     fallback: bool = Field(description="True if the declared fallback was returned instead of a model answer.")
     fallback_reason: str | None = Field(default=None, description="Why the fallback was used.")
+    server_failure: bool = Field(
+        default=False,
+        description="True when the fallback is due to the server (retries exhausted), not to the model's answer: "
+        "such results are not cached, so a resumed or repeated run asks again.",
+    )
     raw_output: str | None = Field(default=None, description="Raw model text of the last attempt, if any.")
     attempts: int = Field(ge=0, description="Model requests made, including retries and the repair retry.")
     error: str | None = Field(default=None, description="Last error seen (type and message), if any.")

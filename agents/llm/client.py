@@ -62,6 +62,7 @@ def backend_identity(config: BackendConfig) -> dict[str, Any]:
             "logprobs": config.logprobs,
             "top_logprobs": config.top_logprobs if config.logprobs else None,
             "max_tokens": config.max_tokens,
+            "choose_max_tokens": config.choose_max_tokens,
             "choice_smoothing": config.choice_smoothing,
         },
     }
@@ -141,8 +142,8 @@ class LLMClient:
             )
         return None
 
-    def _store(self, request: dict[str, Any], agent: str, result: BaseModel) -> None:
-        if self.cache is not None:
+    def _store(self, request: dict[str, Any], agent: str, result: TextResult | StructuredResult | ChoiceResult) -> None:
+        if self.cache is not None and not result.record.server_failure:
             self.cache.put(
                 cache_key(request), kind=request["call"], agent=agent, request=request,
                 result=result.model_dump(mode="json"),

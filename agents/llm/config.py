@@ -77,7 +77,12 @@ class OpenAIBackendConfig(BaseModel):
     structured_method: StructuredMethod = Field(
         default="json_schema", description="How structured answers are requested (with_structured_output method)."
     )
-    max_tokens: int = Field(default=512, ge=1, le=65536, description="Output cap for structured and choose calls.")
+    max_tokens: int = Field(default=512, ge=1, le=65536, description="Output cap (tokens) of each structured call.")
+    choose_max_tokens: int = Field(
+        default=48, ge=1, le=4096,
+        description="Output cap (tokens) of each choose request: an answer is one option, so a server that rambles "
+        "is cut off after this many tokens instead of generating its own maximum.",
+    )
     choice_smoothing: float = Field(
         default=0.05,
         ge=0.0,
@@ -116,7 +121,8 @@ class VLLMBackendConfig(BaseModel):
     structured_method: StructuredMethod = Field(
         default="json_schema", description="How structured answers are requested."
     )
-    max_tokens: int = Field(default=512, ge=1, le=65536, description="Output cap for structured and choose calls.")
+    max_tokens: int = Field(default=512, ge=1, le=65536, description="Output cap (tokens) of each structured call.")
+    choose_max_tokens: int = Field(default=48, ge=1, le=4096, description="Output cap (tokens) of each choose request.")
     choice_smoothing: float = Field(default=0.05, ge=0.0, lt=1.0, description="See OpenAIBackendConfig.")
 
     @model_validator(mode="after")
@@ -147,6 +153,7 @@ class VLLMBackendConfig(BaseModel):
             top_logprobs=self.top_logprobs,
             structured_method=self.structured_method,
             max_tokens=self.max_tokens,
+            choose_max_tokens=self.choose_max_tokens,
             choice_smoothing=self.choice_smoothing,
         )
 
@@ -195,13 +202,19 @@ class ModelPrice(BaseModel):
 
 
 class RetryConfig(BaseModel):
-    """Retries for timeouts, HTTP 429 and 5xx: exponential backoff with a cap."""
+    """Retries of failed requests (timeouts, HTTP 429/5xx/4xx, empty or unparseable replies): exponential
+    backoff with a cap, and a stop after too many failed calls in a row on one backend."""
 
     model_config = _FROZEN
 
     max_attempts: int = Field(default=4, ge=1, le=20, description="Requests per call including the first.")
     base_delay_s: float = Field(default=1.0, ge=0, description="Delay before the first retry; doubles each retry.")
     max_delay_s: float = Field(default=30.0, ge=0, description="Cap on any single delay.")
+    max_consecutive_failures: int = Field(
+        default=6, ge=1, le=1000,
+        description="Calls in a row on one backend whose retries were all exhausted before the run stops "
+        "(cleanly, resumable) instead of filling the run with fallbacks; any answered request resets the count.",
+    )
 
     def delay_s(self, retry_number: int) -> float:
         """Delay before retry ``retry_number`` (1-based)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,12 +27,16 @@ class LLMPool:
         self.config = config
         self._sleep = sleep
         self._backends: dict[str, Backend] = {}
+        # Parallel analyst nodes ask for their backend at the same moment: without the lock each got
+        # a backend of its own (and its own failure count) on the first session.
+        self._lock = threading.Lock()
 
     def backend(self, name: str) -> Backend:
-        """The backend called ``name`` in ``llm.backends``, created on first call."""
-        if name not in self._backends:
-            self._backends[name] = self._create(name)
-        return self._backends[name]
+        """The backend called ``name`` in ``llm.backends``, created on first call (once, whatever the threads)."""
+        with self._lock:
+            if name not in self._backends:
+                self._backends[name] = self._create(name)
+            return self._backends[name]
 
     def created(self) -> list[str]:
         """Names of backends created so far (a replayed run creates none)."""

@@ -240,6 +240,12 @@ def _resolve_folder(source: Path, cache_dir: Path | None) -> Path:
     return target
 
 
+def converted_model_folder(model_path: str | None = None, cache_dir: Path | None = None) -> Path:
+    """The transformers folder the local backend loads (converting a GGUF once, as ``load_local_model``
+    does), e.g. to serve the same weights with ``transformers serve``."""
+    return _resolve_folder(_resolve_source(model_path), cache_dir)
+
+
 def load_local_model(
     model_path: str | None = None, threads: int = 2, cache_dir: Path | None = None
 ) -> LocalModel:

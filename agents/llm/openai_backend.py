@@ -1,19 +1,27 @@
 """Any OpenAI-compatible chat-completions endpoint, through ``langchain_openai.ChatOpenAI``.
 
-Retries are ours (``max_retries=0`` on the client) so each one is recorded: timeouts,
-connection errors, HTTP 429 and 5xx are retried with capped exponential backoff
-(``RetryConfig``; the sleep function is injectable). 401/403 and 404 fail fast with an
-``LLMConfigError`` naming the config field to fix. Other 4xx raise ``LLMError``.
+Retries are ours (``max_retries=0`` on the client) so each one is recorded. Every way a server
+can fail a request is retried with capped exponential backoff (``RetryConfig``; the sleep
+function is injectable): timeouts and connection errors, HTTP 429, 5xx and 4xx (other than the
+four below), an unparseable body (an HTML error page, truncated JSON), a reply without choices
+(``"choices": []``, which makes langchain raise ``IndexError``) and, for ``text``, a reply with
+null content. 401/403 and 404 fail fast with an ``LLMConfigError`` naming the config field to fix.
+
+A reply that arrived but is unusable (cut off at the length limit, where the SDK's parser raises
+``LengthFinishReasonError``; filtered; not valid for the schema) gets one repair retry. When
+retries are exhausted, every call returns its fallback, recorded with the error: ``structured``
+and ``choose`` their declared fallback, ``text`` an empty string. When one backend has had
+``max_consecutive_failures`` calls in a row with their retries exhausted, the next one raises
+``BackendUnavailableError`` instead, which stops the run cleanly (resumable) naming the backend
+and its last errors.
 
 ``structured`` asks via ``with_structured_output(<JSON schema>, method=..., include_raw=True)``
-and validates with pydantic itself (so a bad answer never raises inside the SDK and the raw
-text is kept); malformed output gets one repair retry, then the declared fallback. When
-retries are exhausted, ``structured`` and ``choose`` return the fallback (recorded, with the
-error) while ``text`` raises ``LLMError``: text has no declared fallback.
+with ``max_tokens`` as the output cap, and validates with pydantic itself (so a bad answer never
+raises inside the SDK and the raw text is kept).
 
-``choose`` is a structured answer ``{"choice": <enum of options>}``. Probabilities: with
-``logprobs`` on and returned by the server, ``q`` is the probability mass of the top
-alternatives at the first token of the answer value, attributed to the option each token
+``choose`` is a structured answer ``{"choice": <enum of options>}`` capped at ``choose_max_tokens``.
+Probabilities: with ``logprobs`` on and returned by the server, ``q`` is the probability mass of
+the top alternatives at the first token of the answer value, attributed to the option each token
 starts (tokens matching several options are ignored); otherwise ``q`` is one-hot on the
 answer. The reported probabilities are ``(1 - s) * q + s / k`` with ``s`` =
 ``choice_smoothing`` and ``k`` options, so no option gets exactly 0 from a single sample.
@@ -26,21 +34,26 @@ import logging
 import math
 import os
 import re
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import openai
 from pydantic import BaseModel, ValidationError, create_model
 
-from env.errors import LLMConfigError, LLMError
+from env.errors import BackendUnavailableError, LLMConfigError
 
 from .base import CallRecord, ChatMessage, ChoiceRequest, ChoiceResult, StructuredResult, TextResult
-from .config import OpenAIBackendConfig, RetryConfig
+from .config import OpenAIBackendConfig, RetryConfig, StructuredMethod
 
 log = logging.getLogger(__name__)
 
-_RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
+# Any status error not caught before these (auth, unknown model) is retried too: 400s, 409s and 422s
+# from real servers are often transient (a replica restarting, a proxy in front of it).
+_RETRYABLE = (openai.APIStatusError, openai.APIConnectionError, openai.APIResponseValidationError)
+_UNUSABLE_ANSWER = (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError)
 _REPAIR_INSTRUCTION = "That reply was not valid: {error}. Reply again with only the corrected JSON object."
 _JSON_MODE_INSTRUCTION = "Reply with one JSON object that validates against this JSON schema:\n{schema}"
 
@@ -52,6 +65,18 @@ class _Failure(Exception):
         super().__init__(error)
         self.attempts = attempts
         self.error = error
+
+
+class _UnusableAnswer(Exception):
+    """Internal: the server answered, but the SDK refused the answer (cut at the length limit, filtered)."""
+
+    def __init__(self, attempts: int, error: str, raw: str, tokens_in: int, tokens_out: int) -> None:
+        super().__init__(error)
+        self.attempts = attempts
+        self.error = error
+        self.raw = raw
+        self.tokens_in = tokens_in
+        self.tokens_out = tokens_out
 
 
 class OpenAIBackend:
@@ -77,6 +102,10 @@ class OpenAIBackend:
             self.kind = kind
         self._api_key = self._read_key()
         self._chat = self._make_chat()
+        self._capped: dict[int, Any] = {}  # max_tokens -> a ChatOpenAI sending it (bind() is lost by with_structured_output)
+        self._lock = threading.Lock()  # parallel analyst nodes share this backend
+        self._failures_in_a_row = 0
+        self._recent_errors: deque[str] = deque(maxlen=3)
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(name={self.name!r}, model={self.config.model!r}, base_url={self.config.base_url!r})"
@@ -92,10 +121,10 @@ class OpenAIBackend:
             )
         return key
 
-    def _make_chat(self) -> Any:
+    def _make_chat(self, max_tokens: int | None = None) -> Any:
         from langchain_openai import ChatOpenAI
 
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {} if max_tokens is None else {"max_tokens": max_tokens}
         if self.config.logprobs:
             options.update(logprobs=True, top_logprobs=self.config.top_logprobs)
         return ChatOpenAI(
@@ -106,6 +135,7 @@ class OpenAIBackend:
             timeout=self.config.timeout_s,
             max_retries=0,
             use_responses_api=False,
+            http_client=openai.DefaultHttpxClient(event_hooks={"response": [_check_completion_body]}),
             **options,
         )
 
@@ -117,13 +147,45 @@ class OpenAIBackend:
         return text.replace(self._api_key, "***") if self._api_key else text
 
     # ------------------------------------------------------------------ transport
-    def _invoke(self, runnable: Any, messages: Sequence[ChatMessage], *, agent: str) -> tuple[Any, int]:
-        """Invoke with retries; returns (output, attempts). Raises LLMConfigError, LLMError or _Failure."""
+    def _capped_chat(self, max_tokens: int) -> Any:
+        """A chat model that sends ``max_tokens`` with every request, built once per cap."""
+        with self._lock:
+            if max_tokens not in self._capped:
+                self._capped[max_tokens] = self._make_chat(max_tokens)
+            return self._capped[max_tokens]
+
+    def _answered(self) -> None:
+        with self._lock:
+            self._failures_in_a_row = 0
+            self._recent_errors.clear()
+
+    def _exhausted(self, agent: str, error: str) -> None:
+        """Count a call whose retries were all used; past the cap, stop the run (resumable)."""
+        with self._lock:
+            self._failures_in_a_row += 1
+            self._recent_errors.append(f"{agent}: {error}")
+            failures, errors = self._failures_in_a_row, list(self._recent_errors)
+        if failures >= self.retry.max_consecutive_failures:
+            log.error("llm %s: %d calls in a row failed; stopping the run", self.name, failures)
+            raise BackendUnavailableError(self.name, failures, errors)
+
+    def _invoke(
+        self, runnable: Any, messages: Sequence[ChatMessage], *, agent: str, need_content: bool = False
+    ) -> tuple[Any, int]:
+        """Invoke with retries; returns (output, attempts).
+
+        Raises ``LLMConfigError`` (auth, unknown model), ``_UnusableAnswer`` (an answer the SDK
+        refused), ``_Failure`` (retries exhausted) or ``BackendUnavailableError`` (too many
+        exhausted calls in a row). ``need_content``: a reply with null or empty content is a failure.
+        """
+        with self._lock:  # once stopped, parallel callers stop too instead of sending more requests
+            if self._failures_in_a_row >= self.retry.max_consecutive_failures:
+                raise BackendUnavailableError(self.name, self._failures_in_a_row, list(self._recent_errors))
         payload = [(message.role, message.content) for message in messages]
         last = ""
         for attempt in range(1, self.retry.max_attempts + 1):
             try:
-                return runnable.invoke(payload), attempt
+                output = runnable.invoke(payload)
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
                 raise LLMConfigError(
                     f"llm.backends.{self.name}.api_key_env: the server rejected the key in "
@@ -135,20 +197,26 @@ class OpenAIBackend:
                     f"{self.config.base_url or 'api.openai.com'} (HTTP 404: {self._scrub(exc.message)}); "
                     f"check .model and .base_url"
                 ) from None
+            except _UNUSABLE_ANSWER as exc:
+                self._answered()
+                raw, tokens_in, tokens_out = _refused_completion(exc)
+                raise _UnusableAnswer(attempt, _describe_refusal(exc), raw, tokens_in, tokens_out) from None
             except _RETRYABLE as exc:
                 last = self._scrub(_describe(exc, self.config.timeout_s))
-                if attempt < self.retry.max_attempts:
-                    delay = self.retry.delay_s(attempt)
-                    log.warning(
-                        "llm %s agent=%s attempt %d/%d failed (%s); retrying in %.2fs",
-                        self.name, agent, attempt, self.retry.max_attempts, last, delay,
-                    )
-                    self._sleep(delay)
-            except openai.APIStatusError as exc:
-                raise LLMError(
-                    f"llm.backends.{self.name}: request rejected (HTTP {exc.status_code}: {self._scrub(exc.message)})"
-                ) from None
+            else:
+                if not need_content or _has_content(output):
+                    self._answered()
+                    return output, attempt
+                last = "reply with null or empty content"
+            if attempt < self.retry.max_attempts:
+                delay = self.retry.delay_s(attempt)
+                log.warning(
+                    "llm %s agent=%s attempt %d/%d failed (%s); retrying in %.2fs",
+                    self.name, agent, attempt, self.retry.max_attempts, last, delay,
+                )
+                self._sleep(delay)
         log.error("llm %s agent=%s gave up after %d attempts: %s", self.name, agent, self.retry.max_attempts, last)
+        self._exhausted(agent, last)
         raise _Failure(self.retry.max_attempts, last)
 
     @staticmethod
@@ -167,16 +235,17 @@ class OpenAIBackend:
     def text(
         self, messages: Sequence[ChatMessage], *, agent: str, max_tokens: int = 128, temperature: float = 0.0
     ) -> TextResult:
-        """Free text; raises ``LLMError`` when retries are exhausted."""
+        """Free text; an empty string, recorded as a fallback, when retries are exhausted."""
         start = time.perf_counter()
         runnable = self._chat.bind(max_tokens=max_tokens, temperature=temperature)
         try:
-            message, attempts = self._invoke(runnable, messages, agent=agent)
+            message, attempts = self._invoke(runnable, messages, agent=agent, need_content=True)
         except _Failure as failure:
-            raise LLMError(
-                f"llm.backends.{self.name}: agent {agent!r} text call failed after {failure.attempts} attempts: "
-                f"{failure.error}"
-            ) from None
+            record = self._record(
+                agent, "text", start, tokens_in=0, tokens_out=0, attempts=failure.attempts, error=failure.error,
+                fallback=True, fallback_reason=f"retries exhausted ({failure.attempts} attempts)", server_failure=True,
+            )
+            return TextResult(text="", record=record)
         tokens_in, tokens_out = self._usage(message)
         content = message.content if isinstance(message.content, str) else json.dumps(message.content)
         record = self._record(
@@ -186,42 +255,42 @@ class OpenAIBackend:
 
     # ------------------------------------------------------------------ structured
     def _structured_call(
-        self, messages: Sequence[ChatMessage], schema: type[BaseModel], *, agent: str
+        self, messages: Sequence[ChatMessage], schema: type[BaseModel], *, agent: str, max_tokens: int,
+        method: StructuredMethod | None = None,
     ) -> tuple[BaseModel | None, dict[str, Any]]:
         """One structured request with a repair retry. Returns (value or None, record fields)."""
+        method = method or self.config.structured_method
         json_schema = schema.model_json_schema()
         conversation = list(messages)
-        if self.config.structured_method == "json_mode":
+        if method == "json_mode":
             instruction = _JSON_MODE_INSTRUCTION.format(schema=json.dumps(json_schema))
             conversation = [ChatMessage(role="system", content=instruction), *conversation]
-        runnable = self._chat.bind(max_tokens=self.config.max_tokens).with_structured_output(
-            json_schema, method=self.config.structured_method, include_raw=True
-        )
+        runnable = self._capped_chat(max_tokens).with_structured_output(json_schema, method=method, include_raw=True)
         fields: dict[str, Any] = {"tokens_in": 0, "tokens_out": 0, "attempts": 0, "raw_output": None, "error": None}
         for round_ in (1, 2):
             try:
                 output, attempts = self._invoke(runnable, conversation, agent=agent)
+                raw_message = output["raw"]
+                tokens_in, tokens_out = self._usage(raw_message)
+                raw = _raw_text(raw_message)
+                value, error = _validated(schema, output)
             except _Failure as failure:
                 fields["attempts"] += failure.attempts
-                fields.update(error=failure.error, fallback_reason=f"retries exhausted ({failure.attempts} attempts)")
+                fields.update(
+                    error=failure.error, fallback_reason=f"retries exhausted ({failure.attempts} attempts)",
+                    server_failure=True,
+                )
                 return None, fields
+            except _UnusableAnswer as refused:
+                attempts, raw, error, value = refused.attempts, refused.raw, refused.error, None
+                tokens_in, tokens_out = refused.tokens_in, refused.tokens_out
             fields["attempts"] += attempts
-            raw_message = output["raw"]
-            tokens_in, tokens_out = self._usage(raw_message)
             fields["tokens_in"] += tokens_in
             fields["tokens_out"] += tokens_out
-            raw = _raw_text(raw_message)
             fields["raw_output"] = raw
-            parsed, error = output.get("parsed"), output.get("parsing_error")
-            if error is None and parsed is None:
-                error = "no structured answer in the reply"
-            if error is None:
-                try:
-                    return schema.model_validate(parsed), {**fields, "raw_message": raw_message}
-                except ValidationError as exc:
-                    error = exc
-            text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-            fields["error"] = self._scrub(text.splitlines()[0][:300])
+            if value is not None:
+                return value, {**fields, "raw_message": raw_message}
+            fields["error"] = self._scrub(error.splitlines()[0][:300])
             if round_ == 1:
                 conversation = [
                     *conversation,
@@ -236,7 +305,7 @@ class OpenAIBackend:
     ) -> StructuredResult:
         """A validated ``schema`` instance, or ``fallback`` recorded as such."""
         start = time.perf_counter()
-        value, fields = self._structured_call(messages, schema, agent=agent)
+        value, fields = self._structured_call(messages, schema, agent=agent, max_tokens=self.config.max_tokens)
         fields.pop("raw_message", None)
         if value is None:
             return StructuredResult(value=fallback, record=self._record(agent, "structured", start, **fields, fallback=True))
@@ -250,7 +319,9 @@ class OpenAIBackend:
         start = time.perf_counter()
         options = tuple(options)
         schema = create_model("Choice", choice=(Literal[options], ...))  # type: ignore[valid-type]
-        value, fields = self._structured_call(messages, schema, agent=agent)
+        value, fields = self._structured_call(
+            messages, schema, agent=agent, max_tokens=self.config.choose_max_tokens
+        )
         raw_message = fields.pop("raw_message", None)
         k, smoothing = len(options), self.config.choice_smoothing
         if value is None:
@@ -273,13 +344,70 @@ class OpenAIBackend:
         ]
 
 
+def _check_completion_body(response: Any) -> None:
+    """httpx response hook: a 2xx chat completion must be a JSON object with at least one choice.
+
+    Otherwise the SDK or langchain fail later with whatever their code trips on (``JSONDecodeError``
+    on an HTML page or truncated JSON, ``AttributeError`` on a text body, ``IndexError`` on
+    ``"choices": []``). Raising an ``openai.APIResponseValidationError`` here makes every one of them
+    the same retryable error; the SDK passes its own errors through unchanged.
+    """
+    if not response.is_success or not response.request.url.path.endswith("/chat/completions"):
+        return
+    response.read()
+    try:
+        body = json.loads(response.content)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        snippet = response.content[:60].decode("utf-8", "replace")
+        raise openai.APIResponseValidationError(
+            response, None, message=f"unparseable response body ({type(exc).__name__}; starts {snippet!r})"
+        ) from None
+    if not isinstance(body, dict) or not body.get("choices"):
+        raise openai.APIResponseValidationError(response, body, message='reply without choices ("choices": [])')
+
+
 def _describe(exc: openai.APIError, timeout_s: float) -> str:
     """A short, class-independent description (langchain re-wraps the SDK's exception classes)."""
     if isinstance(exc, openai.APITimeoutError):
         return f"timeout after {timeout_s}s"
     if isinstance(exc, openai.APIStatusError):
         return f"HTTP {exc.status_code}: {exc.message}"
+    if isinstance(exc, openai.APIResponseValidationError):
+        return exc.message
     return f"connection error: {exc}"
+
+
+def _validated(schema: type[BaseModel], output: dict[str, Any]) -> tuple[BaseModel | None, str]:
+    """(the validated answer, "") or (None, why not) from a ``with_structured_output(include_raw=True)`` output."""
+    parsed, error = output.get("parsed"), output.get("parsing_error")
+    if error is not None:
+        return None, error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    if parsed is None:
+        return None, "no structured answer in the reply"
+    try:
+        return schema.model_validate(parsed), ""
+    except ValidationError as exc:
+        return None, f"ValidationError: {exc}"
+
+
+def _describe_refusal(exc: openai.OpenAIError) -> str:
+    if isinstance(exc, openai.LengthFinishReasonError):
+        return "answer cut off at the length limit (max_tokens) before it was complete"
+    return "answer withheld by the server's content filter"
+
+
+def _refused_completion(exc: openai.OpenAIError) -> tuple[str, int, int]:
+    """(raw text, tokens in, tokens out) of the completion the SDK refused to parse."""
+    completion = getattr(exc, "completion", None)
+    choices = getattr(completion, "choices", None) or []
+    raw = (getattr(choices[0].message, "content", None) or "") if choices else ""
+    usage = getattr(completion, "usage", None)
+    return raw, int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
+
+
+def _has_content(message: Any) -> bool:
+    content = getattr(message, "content", None)
+    return bool(content) or bool(getattr(message, "tool_calls", None))
 
 
 def _raw_text(message: Any) -> str:

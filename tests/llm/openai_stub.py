@@ -3,6 +3,11 @@
 Used by the openai and vllm backend tests (and, as a process, by the fake ``vllm`` executable).
 Each POST /v1/chat/completions pops the next scripted ``Reply``; when the script is empty the
 ``default`` reply is used. Every request body and its headers are kept for assertions.
+
+Fault classes real servers produce, one helper each: ``error`` (any HTTP status), ``raw`` (a
+body that is not JSON: an HTML 502 page, truncated JSON), ``no_choices`` (``"choices": []``),
+``completion(None)`` (null content), ``cut_off`` (``finish_reason: "length"``) and
+``Reply(delay_s=...)`` (a hang past the client's timeout).
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from typing import Any
 
 @dataclass
 class Reply:
-    """One scripted response: HTTP status, JSON body, and an optional delay before answering."""
+    """One scripted response: HTTP status, JSON body (or ``raw`` bytes), and an optional delay before answering."""
 
     status: int = 200
     body: dict[str, Any] = field(default_factory=dict)
     delay_s: float = 0.0
+    raw: bytes | None = None
+    content_type: str = "application/json"
 
 
 def completion(
@@ -57,6 +64,25 @@ def completion(
             "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
         }
     )
+
+
+def cut_off(content: str, *, usage: tuple[int, int] = (11, 48)) -> Reply:
+    """A completion stopped by the length limit (``finish_reason: "length"``)."""
+    reply = completion(content, usage=usage)
+    reply.body["choices"][0]["finish_reason"] = "length"
+    return reply
+
+
+def no_choices() -> Reply:
+    """A 200 completion whose ``choices`` list is empty."""
+    reply = completion("unused")
+    reply.body["choices"] = []
+    return reply
+
+
+def raw(data: bytes, *, status: int = 200, content_type: str = "application/json") -> Reply:
+    """A body sent verbatim: an HTML error page, truncated JSON, garbage."""
+    return Reply(status=status, raw=data, content_type=content_type)
 
 
 def error(status: int, message: str, code: str | None = None, err_type: str = "invalid_request_error") -> Reply:
@@ -93,11 +119,12 @@ class StubOpenAIServer:
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 return
 
-            def _send(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
+            def _send(self, status: int, body: dict[str, Any], data: bytes | None = None,
+                      content_type: str = "application/json") -> None:
+                data = json.dumps(body).encode() if data is None else data
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
@@ -121,11 +148,12 @@ class StubOpenAIServer:
                     reply = stub.script.pop(0) if stub.script else stub.default
                 if reply.delay_s:
                     stub._stop.wait(reply.delay_s)
-                self._send(reply.status, reply.body)
+                self._send(reply.status, reply.body, reply.raw, reply.content_type)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits for it, once per test.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     @property
     def port(self) -> int:

@@ -56,3 +56,16 @@ def test_agents_on_one_backend_share_it(stub: StubOpenAIServer, monkeypatch: pyt
     with LLMPool(config) as pool:
         a, b = make_llm(config, "a", pool=pool), make_llm(config, "b", pool=pool)
         assert a.backend is b.backend
+
+
+def test_pool_creates_one_backend_for_parallel_first_callers(stub: StubOpenAIServer) -> None:
+    # Regression (issue 14): parallel analysts each got a backend of their own on the first session.
+    from concurrent.futures import ThreadPoolExecutor
+
+    config = LLMConfig.model_validate(
+        {"backends": {"remote": {"kind": "openai", "model": "m", "base_url": stub.base_url, "api_key_env": None}},
+         "default": "remote"}
+    )
+    with LLMPool(config) as pool, ThreadPoolExecutor(max_workers=6) as threads:
+        backends = list(threads.map(lambda _: pool.backend("remote"), range(6)))
+    assert len({id(backend) for backend in backends}) == 1
