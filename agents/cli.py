@@ -1,4 +1,4 @@
-"""The agent-run subcommands of ``run.py``: run, resume, trace, schema.
+"""The agent-run subcommands of ``run.py``: run, resume, trace, doctor, schema.
 
 Each ``cmd_*`` takes parsed args and returns an exit code; ``register`` adds their parsers.
 """
@@ -52,6 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print raw JSON lines")
     p.set_defaults(handler=cmd_trace)
 
+    p = sub.add_parser("doctor", help="check the LLM backends a scenario uses (reachable, key, model, capabilities)")
+    p.add_argument("scenario", type=Path, help="scenario YAML, e.g. scenarios/demo_openai.yaml")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (dotted path); repeatable")
+    p.set_defaults(handler=cmd_doctor)
+
     p = sub.add_parser("schema", help="print the JSON schema of scenario files")
     p.set_defaults(handler=cmd_schema)
 
@@ -69,12 +74,37 @@ def _report(outcome) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _used_backends(config) -> set[str]:
+    from agents.deps import AGENT_NAMES
+
+    return {config.llm.backend_name(agent) for agent in AGENT_NAMES}
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
     from agents.config import load_scenario
-    from agents.runtime import execute
+    from agents.llm.doctor import diagnose, format_table
 
     try:
         config = load_scenario(args.scenario, _parse_set(args.set))
+    except TradegraphError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    checks = diagnose(config.llm, _used_backends(config))
+    print(format_table(checks))
+    failed = [check for check in checks if check.status == "FAIL"]
+    print(f"\n{len(failed)} check(s) failed" if failed else "\nall checks passed")
+    return 1 if failed else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agents.config import load_scenario
+    from agents.llm.doctor import require_keys
+
+    try:
+        config = load_scenario(args.scenario, _parse_set(args.set))
+        require_keys(config.llm, _used_backends(config))  # before data generation, model loading, even imports
+        from agents.runtime import execute
+
         outcome = execute(config, resume=False, progress=not args.no_progress, cache_mode=args.llm_cache,
                           cache_path=args.llm_cache_path)
     except TradegraphError as exc:
@@ -84,11 +114,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from agents.llm.doctor import require_keys
     from agents.runtime import execute, load_run_config
 
     try:
         overrides = _parse_set(args.set)
         config = load_run_config(args.runs_dir, args.run_id, overrides)
+        require_keys(config.llm, _used_backends(config))  # before the checkpoint, data and models are loaded
         # A resumed run keeps its id and folder even when --set changed, say, the budget.
         outcome = execute(config, resume=True, run_id=args.run_id, progress=not args.no_progress,
                           cache_mode=args.llm_cache, cache_path=args.llm_cache_path)

@@ -3,17 +3,29 @@
 ``make_featurizer(local_model, config, cache_dir)`` builds the cached ``HiddenStateFeaturizer``;
 ``RewardAdapter(config, featurizer).fit(examples)`` learns from matured outcomes and
 ``predict_proba(texts)`` answers, shrunk to the base rate when out-of-fold skill is absent.
+
+The names are imported on first use: ``agents.config`` reads ``agents.learning.config``, and
+importing torch with it cost `run` ~2.6 s before it could report a missing API key.
 """
 
-from agents.learning.adapter import FitReport, RewardAdapter, TrainingExample, make_featurizer
-from agents.learning.config import LearningConfig
-from agents.learning.features import HiddenStateFeaturizer
+from __future__ import annotations
 
-__all__ = [
-    "FitReport",
-    "HiddenStateFeaturizer",
-    "LearningConfig",
-    "RewardAdapter",
-    "TrainingExample",
-    "make_featurizer",
-]
+from importlib import import_module
+from typing import Any
+
+_HOMES = {
+    "FitReport": "agents.learning.adapter",
+    "RewardAdapter": "agents.learning.adapter",
+    "TrainingExample": "agents.learning.adapter",
+    "make_featurizer": "agents.learning.adapter",
+    "LearningConfig": "agents.learning.config",
+    "HiddenStateFeaturizer": "agents.learning.features",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'agents.learning' has no attribute {name!r}")
+    return getattr(import_module(_HOMES[name]), name)

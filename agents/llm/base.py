@@ -48,6 +48,11 @@ class CallRecord(BaseModel):
         "such results are not cached, so a resumed or repeated run asks again.",
     )
     raw_output: str | None = Field(default=None, description="Raw model text of the last attempt, if any.")
+    path: str | None = Field(
+        default=None,
+        description="How choose got its answer: logprobs, json_schema, function_calling, json_mode or text "
+        "(the option parsed out of free text).",
+    )
     attempts: int = Field(ge=0, description="Model requests made, including retries and the repair retry.")
     error: str | None = Field(default=None, description="Last error seen (type and message), if any.")
 

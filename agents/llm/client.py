@@ -63,6 +63,7 @@ def backend_identity(config: BackendConfig) -> dict[str, Any]:
             "top_logprobs": config.top_logprobs if config.logprobs else None,
             "max_tokens": config.max_tokens,
             "choose_max_tokens": config.choose_max_tokens,
+            "choose_method": config.choose_method,
             "choice_smoothing": config.choice_smoothing,
         },
     }

@@ -12,9 +12,11 @@ Switching one agent to another backend is one line under ``agents``::
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -54,6 +56,46 @@ class LocalBackendConfig(BaseModel):
 
 
 StructuredMethod = Literal["json_schema", "function_calling", "json_mode"]
+ChooseMethod = Literal["auto", "logprobs", "json_schema", "function_calling", "json_mode", "text"]
+Provider = Literal["openai", "deepseek", "vllm", "ollama", "llamacpp", "transformers"]
+_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
+
+
+class Capabilities(BaseModel):
+    """What an OpenAI-compatible server honours; ``choose`` uses the best of these (``run.py doctor`` probes them)."""
+
+    model_config = _FROZEN
+
+    logprobs: bool = Field(description="Returns token logprobs (with top alternatives) when asked.")
+    json_schema: bool = Field(description="Constrains the answer to response_format json_schema.")
+    tools: bool = Field(description="Answers a forced tool call with tool_calls.")
+    json_mode: bool = Field(description="Honours response_format json_object.")
+
+
+_ALL = {"logprobs": True, "json_schema": True, "tools": True, "json_mode": True}
+# Defaults per provider: where it listens, which key it needs, what it honours (from the providers'
+# documentation; `transformers serve` as measured, FACTS.md). Any field given in the config wins.
+PROVIDER_PRESETS: dict[str, dict[str, object]] = {
+    "openai": {"base_url": None, "api_key_env": "OPENAI_API_KEY", "capabilities": _ALL},
+    "deepseek": {
+        "base_url": "https://api.deepseek.com/v1", "api_key_env": "DEEPSEEK_API_KEY", "structured_method": "json_mode",
+        "capabilities": {**_ALL, "json_schema": False},
+    },
+    "vllm": {"base_url": "http://127.0.0.1:8000/v1", "api_key_env": None, "capabilities": _ALL},
+    "ollama": {
+        "base_url": "http://127.0.0.1:11434/v1", "api_key_env": None, "capabilities": {**_ALL, "logprobs": False},
+    },
+    "llamacpp": {"base_url": "http://127.0.0.1:8080/v1", "api_key_env": None, "capabilities": _ALL},
+    "transformers": {
+        "base_url": "http://127.0.0.1:8000/v1", "api_key_env": None, "structured_method": "json_mode",
+        "capabilities": {"logprobs": False, "json_schema": False, "tools": False, "json_mode": False},
+    },
+}
+
+
+def is_local_url(base_url: str | None) -> bool:
+    """True for an endpoint on this machine (such servers need no key by default)."""
+    return base_url is not None and urlsplit(base_url).hostname in _LOCAL_HOSTS
 
 
 class OpenAIBackendConfig(BaseModel):
@@ -62,11 +104,30 @@ class OpenAIBackendConfig(BaseModel):
     model_config = _FROZEN
 
     kind: Literal["openai"] = Field(default="openai", description="Backend discriminator.")
+    provider: Provider | None = Field(
+        default=None,
+        description="Preset that fills base_url, api_key_env, structured_method and capabilities when they are not "
+        "given: openai, deepseek, vllm, ollama, llamacpp or transformers (`transformers serve`).",
+    )
     model: str = Field(min_length=1, description="Model name as the server knows it.")
     base_url: str | None = Field(default=None, description="Endpoint root ending in /v1; None = api.openai.com.")
     api_key_env: str | None = Field(
         default="OPENAI_API_KEY",
-        description="NAME of the environment variable holding the key (never the key). None = no key needed.",
+        description="NAME of the environment variable holding the key (never the key). None = no key needed. "
+        "Default: the provider's, else none for a base_url on this machine, else OPENAI_API_KEY.",
+    )
+    capabilities: Capabilities | None = Field(
+        default=None,
+        description="What the server honours; None = the provider's preset, else everything (logprobs as asked).",
+    )
+    choose_method: ChooseMethod = Field(
+        default="auto",
+        description="How choose asks: auto picks the best the capabilities allow (logprobs over the options, then a "
+        "json_schema, tool calls, json mode, and parsing the option out of free text as the last resort).",
+    )
+    training_cutoff: date | None = Field(
+        default=None,
+        description="Last date of the model's training data; a run testing on earlier dates warns (contamination).",
     )
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Default sampling temperature.")
     timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Per-request timeout in seconds.")
@@ -89,6 +150,24 @@ class OpenAIBackendConfig(BaseModel):
         lt=1.0,
         description="Without logprobs, choose gives the answer 1-s and spreads s evenly over the other options.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_defaults(cls, raw: object) -> object:
+        if not isinstance(raw, dict):
+            return raw
+        preset = PROVIDER_PRESETS.get(str(raw.get("provider")), {})
+        filled = {**{k: v for k, v in preset.items() if k not in raw}, **raw}
+        if "api_key_env" not in filled and is_local_url(filled.get("base_url")):
+            filled["api_key_env"] = None
+        return filled
+
+    @property
+    def resolved_capabilities(self) -> Capabilities:
+        """The declared capabilities, or (no provider, none declared) everything, logprobs only if asked."""
+        if self.capabilities is not None:
+            return self.capabilities
+        return Capabilities(logprobs=self.logprobs, json_schema=True, tools=True, json_mode=True)
 
 
 class VLLMServeConfig(BaseModel):
@@ -124,6 +203,8 @@ class VLLMBackendConfig(BaseModel):
     max_tokens: int = Field(default=512, ge=1, le=65536, description="Output cap (tokens) of each structured call.")
     choose_max_tokens: int = Field(default=48, ge=1, le=4096, description="Output cap (tokens) of each choose request.")
     choice_smoothing: float = Field(default=0.05, ge=0.0, lt=1.0, description="See OpenAIBackendConfig.")
+    choose_method: ChooseMethod = Field(default="auto", description="See OpenAIBackendConfig.")
+    training_cutoff: date | None = Field(default=None, description="See OpenAIBackendConfig.")
 
     @model_validator(mode="after")
     def _one_source(self) -> VLLMBackendConfig:
@@ -155,6 +236,9 @@ class VLLMBackendConfig(BaseModel):
             max_tokens=self.max_tokens,
             choose_max_tokens=self.choose_max_tokens,
             choice_smoothing=self.choice_smoothing,
+            choose_method=self.choose_method,
+            training_cutoff=self.training_cutoff,
+            capabilities=Capabilities(logprobs=self.logprobs, json_schema=True, tools=True, json_mode=True),
         )
 
 

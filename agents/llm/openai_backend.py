@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 _RETRYABLE = (openai.APIStatusError, openai.APIConnectionError, openai.APIResponseValidationError)
 _UNUSABLE_ANSWER = (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError)
 _REPAIR_INSTRUCTION = "That reply was not valid: {error}. Reply again with only the corrected JSON object."
+_CHOOSE_INSTRUCTION = "Answer with exactly one of: {options}. Reply with that answer only."
+_CHOOSE_REPAIR_INSTRUCTION = "That reply named none of the options. Reply with exactly one of: {options}."
 _JSON_MODE_INSTRUCTION = "Reply with one JSON object that validates against this JSON schema:\n{schema}"
 
 
@@ -102,7 +104,9 @@ class OpenAIBackend:
             self.kind = kind
         self._api_key = self._read_key()
         self._chat = self._make_chat()
-        self._capped: dict[int, Any] = {}  # max_tokens -> a ChatOpenAI sending it (bind() is lost by with_structured_output)
+        # (max_tokens, logprobs) -> a ChatOpenAI sending them (bind() is lost by with_structured_output)
+        self._capped: dict[tuple[int, bool], Any] = {}
+        self._no_logprobs = False  # set when the server ignored a logprobs request
         self._lock = threading.Lock()  # parallel analyst nodes share this backend
         self._failures_in_a_row = 0
         self._recent_errors: deque[str] = deque(maxlen=3)
@@ -121,11 +125,11 @@ class OpenAIBackend:
             )
         return key
 
-    def _make_chat(self, max_tokens: int | None = None) -> Any:
+    def _make_chat(self, max_tokens: int | None = None, logprobs: bool | None = None) -> Any:
         from langchain_openai import ChatOpenAI
 
         options: dict[str, Any] = {} if max_tokens is None else {"max_tokens": max_tokens}
-        if self.config.logprobs:
+        if self.config.logprobs if logprobs is None else logprobs:
             options.update(logprobs=True, top_logprobs=self.config.top_logprobs)
         return ChatOpenAI(
             model=self.config.model,
@@ -147,12 +151,13 @@ class OpenAIBackend:
         return text.replace(self._api_key, "***") if self._api_key else text
 
     # ------------------------------------------------------------------ transport
-    def _capped_chat(self, max_tokens: int) -> Any:
-        """A chat model that sends ``max_tokens`` with every request, built once per cap."""
+    def _capped_chat(self, max_tokens: int, *, logprobs: bool | None = None) -> Any:
+        """A chat model that sends ``max_tokens`` (and logprobs, default: as configured) with every request."""
+        key = (max_tokens, self.config.logprobs if logprobs is None else logprobs)
         with self._lock:
-            if max_tokens not in self._capped:
-                self._capped[max_tokens] = self._make_chat(max_tokens)
-            return self._capped[max_tokens]
+            if key not in self._capped:
+                self._capped[key] = self._make_chat(*key)
+            return self._capped[key]
 
     def _answered(self) -> None:
         with self._lock:
@@ -256,7 +261,7 @@ class OpenAIBackend:
     # ------------------------------------------------------------------ structured
     def _structured_call(
         self, messages: Sequence[ChatMessage], schema: type[BaseModel], *, agent: str, max_tokens: int,
-        method: StructuredMethod | None = None,
+        method: StructuredMethod | None = None, logprobs: bool | None = None,
     ) -> tuple[BaseModel | None, dict[str, Any]]:
         """One structured request with a repair retry. Returns (value or None, record fields)."""
         method = method or self.config.structured_method
@@ -265,7 +270,9 @@ class OpenAIBackend:
         if method == "json_mode":
             instruction = _JSON_MODE_INSTRUCTION.format(schema=json.dumps(json_schema))
             conversation = [ChatMessage(role="system", content=instruction), *conversation]
-        runnable = self._capped_chat(max_tokens).with_structured_output(json_schema, method=method, include_raw=True)
+        runnable = self._capped_chat(max_tokens, logprobs=logprobs).with_structured_output(
+            json_schema, method=method, include_raw=True
+        )
         fields: dict[str, Any] = {"tokens_in": 0, "tokens_out": 0, "attempts": 0, "raw_output": None, "error": None}
         for round_ in (1, 2):
             try:
@@ -312,29 +319,103 @@ class OpenAIBackend:
         return StructuredResult(value=value, record=self._record(agent, "structured", start, **fields))
 
     # ------------------------------------------------------------------ choose
+    def choose_path(self) -> str:
+        """The path ``choose`` takes now: the configured one, or with ``auto`` the best the capabilities allow."""
+        if self.config.choose_method != "auto":
+            return self.config.choose_method
+        caps = self.config.resolved_capabilities
+        if caps.logprobs and not self._no_logprobs:
+            return "logprobs"
+        for path, supported in (("json_schema", caps.json_schema), ("function_calling", caps.tools), ("json_mode", caps.json_mode)):
+            if supported:
+                return path
+        return "text"
+
+    def _logprobs_missing(self) -> None:
+        with self._lock:
+            first = not self._no_logprobs
+            self._no_logprobs = True
+        if first:
+            log.warning("llm %s: asked for logprobs and got none; choose stops asking for them", self.name)
+
     def choose(
         self, messages: Sequence[ChatMessage], options: Sequence[str], *, agent: str, fallback: str
     ) -> ChoiceResult:
-        """A structured enum answer; probabilities from logprobs when available (see module docstring)."""
+        """One option by ``choose_path()``; probabilities from logprobs when available (see module docstring)."""
         start = time.perf_counter()
         options = tuple(options)
-        schema = create_model("Choice", choice=(Literal[options], ...))  # type: ignore[valid-type]
-        value, fields = self._structured_call(
-            messages, schema, agent=agent, max_tokens=self.config.choose_max_tokens
-        )
-        raw_message = fields.pop("raw_message", None)
+        path = self.choose_path()
+        # logprobs: over a json_schema answer when the server honours schemas (the mass at the value's
+        # first token), else over a free-text answer (the mass at its first token).
+        free_text = path == "text" or (path == "logprobs" and not self.config.resolved_capabilities.json_schema)
+        if free_text:
+            answer, q, fields = self._free_text_choice(messages, options, agent=agent, logprobs=path == "logprobs")
+        else:
+            schema = create_model("Choice", choice=(Literal[options], ...))  # type: ignore[valid-type]
+            method = "json_schema" if path == "logprobs" else path
+            value, fields = self._structured_call(
+                messages, schema, agent=agent, max_tokens=self.config.choose_max_tokens, method=method,  # type: ignore[arg-type]
+                logprobs=True if path == "logprobs" else None,
+            )
+            raw_message = fields.pop("raw_message", None)
+            answer = None if value is None else value.choice  # type: ignore[attr-defined]
+            q = _logprob_mass(raw_message, options) if raw_message is not None and answer is not None else None
+        if path == "logprobs" and answer is not None and q is None:
+            self._logprobs_missing()
+            path = "text" if free_text else "json_schema"
         k, smoothing = len(options), self.config.choice_smoothing
-        if value is None:
+        if answer is None:
             q = {option: float(option == fallback) for option in options}
             probs = {option: (1 - smoothing) * q[option] + smoothing / k for option in options}
-            record = self._record(agent, "choose", start, **fields, fallback=True)
+            record = self._record(agent, "choose", start, **fields, path=path, fallback=True)
             return ChoiceResult(choice=fallback, probs=_normalise(probs), record=record)
-        answer = value.choice  # type: ignore[attr-defined]
-        q = _logprob_mass(raw_message, options) if raw_message is not None else None
         if q is None:
             q = {option: float(option == answer) for option in options}
         probs = _normalise({option: (1 - smoothing) * q[option] + smoothing / k for option in options})
-        return ChoiceResult(choice=answer, probs=probs, record=self._record(agent, "choose", start, **fields))
+        record = self._record(agent, "choose", start, **fields, path=path)
+        return ChoiceResult(choice=answer, probs=probs, record=record)
+
+    def _free_text_choice(
+        self, messages: Sequence[ChatMessage], options: tuple[str, ...], *, agent: str, logprobs: bool
+    ) -> tuple[str | None, dict[str, float] | None, dict[str, Any]]:
+        """Ask for the option as plain text (logprobs at its first token if asked), one repair retry.
+
+        Returns (answer or None, per-option mass from logprobs or None, record fields).
+        """
+        listed = ", ".join(options)
+        conversation = [*messages, ChatMessage(role="user", content=_CHOOSE_INSTRUCTION.format(options=listed))]
+        runnable = self._capped_chat(self.config.choose_max_tokens, logprobs=logprobs)
+        fields: dict[str, Any] = {"tokens_in": 0, "tokens_out": 0, "attempts": 0, "raw_output": None, "error": None}
+        for round_ in (1, 2):
+            try:
+                message, attempts = self._invoke(runnable, conversation, agent=agent, need_content=True)
+            except _Failure as failure:
+                fields["attempts"] += failure.attempts
+                fields.update(
+                    error=failure.error, fallback_reason=f"retries exhausted ({failure.attempts} attempts)",
+                    server_failure=True,
+                )
+                return None, None, fields
+            tokens_in, tokens_out = self._usage(message)
+            raw = _raw_text(message)
+            fields.update(attempts=fields["attempts"] + attempts, raw_output=raw)
+            fields["tokens_in"] += tokens_in
+            fields["tokens_out"] += tokens_out
+            q = _first_token_mass(message, options) if logprobs else None
+            if q is not None:
+                return max(options, key=lambda option: q[option]), q, fields
+            answer = parse_option(raw, options)
+            if answer is not None:
+                return answer, None, fields
+            fields["error"] = f"none of the options in the reply {self._scrub(raw[:80])!r}"
+            if round_ == 1:
+                conversation = [
+                    *conversation,
+                    ChatMessage(role="assistant", content=raw),
+                    ChatMessage(role="user", content=_CHOOSE_REPAIR_INSTRUCTION.format(options=listed)),
+                ]
+        fields["fallback_reason"] = "no option in the free-text answer after one repair retry"
+        return None, None, fields
 
     def choose_many(self, requests: Sequence[ChoiceRequest], *, agent: str) -> list[ChoiceResult]:
         """One request per choice (an HTTP API has no shared forward pass to batch)."""
@@ -422,6 +503,36 @@ def _raw_text(message: Any) -> str:
 def _normalise(probs: dict[str, float]) -> dict[str, float]:
     total = sum(probs.values())
     return {option: value / total for option, value in probs.items()}
+
+
+def parse_option(text: str, options: Sequence[str]) -> str | None:
+    """The option named first in ``text`` (whole words, any case; the longer one when two start together)."""
+    lowered = text.lower()
+    best: tuple[int, int, str] | None = None
+    for option in options:
+        match = re.search(rf"(?<![a-z0-9]){re.escape(option.lower())}(?![a-z0-9])", lowered)
+        if match is not None:
+            candidate = (match.start(), -len(option), option)
+            best = candidate if best is None or candidate < best else best
+    return None if best is None else best[2]
+
+
+def _first_token_mass(message: Any, options: Sequence[str]) -> dict[str, float] | None:
+    """Normalised probability mass per option at the first non-blank generated token, or None
+    without logprobs. Each alternative counts for the one option it starts (case and quotes aside)."""
+    logprobs = (getattr(message, "response_metadata", None) or {}).get("logprobs") or {}
+    first = next((token for token in logprobs.get("content") or [] if token.get("token", "").strip()), None)
+    if first is None:
+        return None
+    mass = dict.fromkeys(options, 0.0)
+    for alternative in first.get("top_logprobs") or [first]:
+        piece = alternative.get("token", "").strip().strip("\"'").lower()
+        logprob = alternative.get("logprob")
+        matches = [option for option in options if piece and option.lower().startswith(piece)]
+        if logprob is not None and len(matches) == 1:
+            mass[matches[0]] += math.exp(logprob)
+    total = sum(mass.values())
+    return {option: value / total for option, value in mass.items()} if total > 0 else None
 
 
 def _logprob_mass(message: Any, options: Sequence[str]) -> dict[str, float] | None:
