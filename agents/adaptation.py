@@ -18,8 +18,13 @@ from agents.learning.config import LearningConfig
 class AdapterHandle:
     """Lazily builds the featurizer (the local model loads only when first needed)."""
 
-    def __init__(self, config: LearningConfig, run_dir: Path, featurizer_factory: Callable[[], Any]) -> None:
+    def __init__(
+        self, config: LearningConfig, run_dir: Path, featurizer_factory: Callable[[], Any],
+        *, transform: Callable[[str], str] | None = None,
+    ) -> None:
+        """``transform`` rewrites every text before the model reads it (``agents.anonymize.Anonymizer``)."""
         self.config = config
+        self._transform = transform or (lambda text: text)
         self.dir = Path(run_dir) / "adapter"
         self._featurizer_factory = featurizer_factory
         self._featurizer: Any = None
@@ -49,7 +54,7 @@ class AdapterHandle:
     def fit(self, examples: Sequence[dict[str, Any]], version: int) -> FitReport:
         with self._lock:
             adapter = RewardAdapter(self.config, self._feat())
-            report = adapter.fit([TrainingExample(text=e["text"], outcome=e["outcome"]) for e in examples])
+            report = adapter.fit([TrainingExample(text=self._transform(e["text"]), outcome=e["outcome"]) for e in examples])
             adapter.save(self.path(version))
             self._adapter, self.version = adapter, version
             return report
@@ -63,7 +68,7 @@ class AdapterHandle:
             return []
         if not self.config.enabled or not self.fitted():
             return [None] * len(texts)
-        return [float(p) for p in self._adapter.predict_proba(list(texts))]
+        return [float(p) for p in self._adapter.predict_proba([self._transform(text) for text in texts])]
 
     def base_rate(self) -> float:
         """The adapter's own P(up) without text: the reference its predictions deviate from.

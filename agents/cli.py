@@ -70,6 +70,9 @@ def _report(outcome) -> int:
     print(f"\nrun {outcome.run_id} finished: {outcome.run_dir}")
     print("test-period metrics (agent vs baselines):")
     print(metrics_table(outcome.metrics, outcome.baselines))
+    warning = (outcome.metrics.get("contamination") or {}).get("warning")
+    if warning:
+        print(f"\nWARNING (contamination): {warning}")
     print(f"\ntraces: python run.py trace {outcome.run_id} --agent direction")
     return 0
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agents.anonymize import AnonymizeConfig
 from agents.learning.config import LearningConfig
 from agents.llm.config import LLMConfig
 from agents.state import AgentName
@@ -156,6 +157,9 @@ class ScenarioConfig(_Config):
     direction: DirectionConfig = Field(default_factory=DirectionConfig, description="Direction agent.")
     risk: RiskConfig = Field(default_factory=RiskConfig, description="Quantity-and-risk agent and hard limits.")
     episode: EpisodeConfig = Field(default_factory=EpisodeConfig, description="Training and test periods.")
+    anonymize: AnonymizeConfig = Field(
+        default_factory=AnonymizeConfig, description="Alias tickers, names and dates in every prompt (memorization probe)."
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -24,6 +24,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import jinja2
@@ -138,7 +139,9 @@ class PromptTemplate:
 class PromptLibrary:
     """Loads every template in a directory once; ``render(name, **vars)``."""
 
-    def __init__(self, directory: Path = PROMPTS_DIR) -> None:
+    def __init__(self, directory: Path = PROMPTS_DIR, *, transform: Callable[[str], str] | None = None) -> None:
+        """``transform`` rewrites every rendered system and user text (``agents.anonymize.Anonymizer``)."""
+        self.transform = transform
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
         env.filters["untrusted"] = _untrusted_filter
         self.directory = directory
@@ -151,4 +154,9 @@ class PromptLibrary:
     def render(self, name: str, **values: Any) -> RenderedPrompt:
         if name not in self.templates:
             raise PromptError(f"no prompt template {name!r} in {self.directory}; have {sorted(self.templates)}")
-        return self.templates[name].render(**values)
+        rendered = self.templates[name].render(**values)
+        if self.transform is None:
+            return rendered
+        return RenderedPrompt(
+            rendered.name, rendered.template_hash, self.transform(rendered.system), self.transform(rendered.user)
+        )

@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 
 from agents.adaptation import AdapterHandle
+from agents.anonymize import make_anonymizer
+from agents.contamination import contamination_report
+from agents.contamination import warn as warn_contamination
 from agents.config import ScenarioConfig, apply_overrides, parse_scenario
 from agents.deps import Deps
 from agents.graph import build_graph
@@ -118,9 +121,10 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
         local = LocalModelRef(model_path, threads=threads)
         return make_featurizer(local, learning, cache_dir=Path(config.cache_dir) / "features")
 
+    anonymizer = make_anonymizer(config.anonymize, config.data.kind, data)  # None unless anonymize.enabled
     deps = Deps(
-        config=config, data=data, llms=llms, memory=memory, prompts=PromptLibrary(),
-        tracer=TraceWriter(run_dir, run_id), adapter=AdapterHandle(learning, run_dir, featurizer),
+        config=config, data=data, llms=llms, memory=memory, prompts=PromptLibrary(transform=anonymizer),
+        tracer=TraceWriter(run_dir, run_id), adapter=AdapterHandle(learning, run_dir, featurizer, transform=anonymizer),
         accounting=accounting, journal=journal, run_dir=run_dir,
     )
 
@@ -236,6 +240,12 @@ def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cach
         (run_dir / "config.json").write_text(config.model_dump_json(indent=2), encoding="utf-8")
     data = data if data is not None else load_data(config)
     sched = schedule_for(config, data)
+    contamination = contamination_report(
+        config.llm, {config.llm.backend_name(agent.value) for agent in AgentName},
+        data.dates[sched.test_start], data.dates[sched.end_day],
+        anonymized=config.anonymize.enabled, synthetic=config.data.kind == "synthetic",
+    )
+    warn_contamination(contamination)
     thread = {"configurable": {"thread_id": run_id}, "recursion_limit": RECURSION_LIMIT}
     with checkpointer(run_dir) as saver:
         graph = None
@@ -275,6 +285,8 @@ def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cach
         finally:
             close()
     metrics, baselines = write_outputs(config, data, sched, run_dir)
+    metrics = {**metrics, "contamination": contamination}  # JSON: cutoffs per backend and the warning
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     return RunOutcome(run_id, run_dir, True, metrics, baselines)
 
 

@@ -53,6 +53,10 @@ class LocalBackendConfig(BaseModel):
     cache_dir: str | None = Field(
         default=None, description="Where the converted GGUF is kept; None = <repo>/.cache/tradegraph/models."
     )
+    training_cutoff: date | None = Field(
+        default=None,
+        description="Last date of the model's training data; a run testing on earlier real dates warns (contamination).",
+    )
 
 
 StructuredMethod = Literal["json_schema", "function_calling", "json_mode"]
