@@ -8,15 +8,12 @@ under ``contamination`` (``run.py run`` prints its warning under the metrics tab
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
 from agents.llm.config import LLMConfig
-
-log = logging.getLogger(__name__)
 
 
 def contamination_report(
@@ -46,7 +43,6 @@ def contamination_report(
 
 
 def warn(report: dict[str, Any]) -> None:
-    """Log the report's warning, and print it to stderr so it is seen before a long run starts."""
+    """Print the report's warning to stderr, so it is seen before a long run starts."""
     if report["warning"]:
-        log.warning("contamination: %s", report["warning"])
         print(f"WARNING (contamination): {report['warning']}", file=sys.stderr)

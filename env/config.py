@@ -215,5 +215,39 @@ class CsvConfig(_Config):
         return {self.ticker: self.prices}
 
 
-DataConfig = Annotated[SyntheticConfig | YFinanceConfig | CsvConfig, Field(discriminator="kind")]
-"""Where market data comes from; pick a source with ``kind: synthetic | yfinance | csv``."""
+ArchTicker = Literal["SP500", "NASDAQ"]
+ArchMacro = Literal["VIX", "WTI"]
+
+
+class ArchConfig(_Config):
+    """Real daily index prices that ship inside the ``arch`` package (NCSA licence), read with its loaders.
+
+    S&P 500 and NASDAQ Composite OHLCV, 1999-01-04 .. 2018-12-31 (5,031 sessions); macro series:
+    WTI crude (FRED DCOILWTICO, 1986 .. 2019) and VIX (2014-01-03 .. 2019 only). No news or filings.
+    """
+
+    kind: Literal["arch"] = Field("arch", description="Selects the arch package's bundled data.")
+    tickers: list[ArchTicker] = Field(
+        default_factory=lambda: ["SP500", "NASDAQ"], min_length=1, description="Indices to trade: SP500, NASDAQ."
+    )
+    macro: list[ArchMacro] = Field(
+        default_factory=lambda: ["WTI", "VIX"],
+        description="Macro series (daily close, public at that session's close): WTI, VIX (VIX starts in 2014).",
+    )
+    start: dt.date | None = Field(None, description="Keep sessions on or after this date (data: 1999-01-04 ..).")
+    end: dt.date | None = Field(None, description="Keep sessions on or before this date (data: .. 2018-12-31).")
+
+    @field_validator("tickers", "macro")
+    @classmethod
+    def _check_unique(cls, names: list[str]) -> list[str]:
+        return _unique_tickers(names, "tickers")
+
+    @model_validator(mode="after")
+    def _check_range(self) -> ArchConfig:
+        if self.start and self.end and self.end < self.start:
+            raise ValueError(f"end ({self.end}) is before start ({self.start})")
+        return self
+
+
+DataConfig = Annotated[SyntheticConfig | YFinanceConfig | CsvConfig | ArchConfig, Field(discriminator="kind")]
+"""Where market data comes from; pick a source with ``kind: synthetic | yfinance | csv | arch``."""

@@ -1,4 +1,5 @@
-"""Market data sources: synthetic (the embedded default), yfinance, SEC EDGAR and CSV files.
+"""Market data sources: synthetic (the embedded default), yfinance, SEC EDGAR, CSV files and the
+real index data bundled in the ``arch`` package.
 
 ``load_market(config, cache_dir)`` is the one entry point: it returns a validated ``MarketData``
 and stores what it built under ``cache_dir`` (keyed by a hash of the config) so the run can be
@@ -12,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from env.config import CsvConfig, DataConfig, SyntheticConfig, YFinanceConfig
+from env.config import ArchConfig, CsvConfig, DataConfig, SyntheticConfig, YFinanceConfig
 from env.errors import ConfigError
 from env.market import MarketData
+from env.sources.arch_source import load_arch
 from env.sources.cache import DatasetCache, config_key, file_digest
 from env.sources.csv_source import NewsImport, load_fnspid_news, load_prices_csv
 from env.sources.synthetic import generate_market, poison_future
@@ -82,8 +84,12 @@ def load_market(config: DataConfig, cache_dir: Path) -> MarketData:
         data = load_yfinance(config, Path(cache_dir))
     elif isinstance(config, CsvConfig):
         data, notes = load_csv_market(config)
+    elif isinstance(config, ArchConfig):
+        data = load_arch(config)
     else:
-        raise ConfigError(f"data.kind: unknown source config {type(config).__name__}; use synthetic, yfinance or csv")
+        raise ConfigError(
+            f"data.kind: unknown source config {type(config).__name__}; use synthetic, yfinance, csv or arch"
+        )
     cache.save(data, config, notes)
     if notes.get("news_rows_skipped_unknown_ticker"):
         logger.warning("recorded in %s: %s", cache.manifest_path, notes)
