@@ -63,11 +63,11 @@ def test_load_market_caches_it(tmp_path: Path) -> None:
     assert any((tmp_path / "datasets").iterdir())
 
 
-def test_real_sp500_scenario_tests_on_the_last_sixty_sessions() -> None:
+def test_real_sp500_scenario_tests_on_the_last_thirty_sessions() -> None:
     from agents.config import load_scenario
     from agents.runtime import load_data, schedule_for
 
     config = load_scenario(REPO / "scenarios" / "real_sp500.yaml", {"cache_dir": str(REPO / ".cache" / "tradegraph")})
     data = load_data(config)
     schedule = schedule_for(config, data)
-    assert (data.dates[schedule.test_start], data.dates[schedule.end_day]) == (dt.date(2018, 10, 4), dt.date(2018, 12, 31))
+    assert (data.dates[schedule.test_start], data.dates[schedule.end_day]) == (dt.date(2018, 11, 15), dt.date(2018, 12, 31))
