@@ -6,9 +6,10 @@ The server (tests/llm/openai_stub.py, on 127.0.0.1 in this process) answers each
 by a plan drawn from a hash of its content: a clean answer, one or two faults and then the answer,
 or a fault every time (the call ends in its recorded fallback). The faults are every class the
 openai backend handles: HTTP 400/409/429/500/503, a 502 HTML page, an HTML 200, truncated JSON,
-``"choices": []``, null content, a hang past the timeout, an answer cut at the length limit,
-garbage text and an out-of-enum answer. Because a plan depends on the request alone, a run killed
-mid-call and resumed meets the same faults as one never killed.
+``"choices": []`` and a hang past the timeout (retried with the same request), and null content,
+an answer cut at the length limit, garbage text and an out-of-enum answer (which move the call on
+to a repair request). Because a plan depends on the request alone, a run killed mid-call and
+resumed meets the same faults as one never killed.
 
 Two runs of the same scenario (subprocesses of ``run.py``): A straight through; B killed with
 SIGKILL ``--kills`` times (after a share of A's request count each) and resumed each time. Prints
@@ -39,7 +40,7 @@ sys.path.insert(0, str(REPO / "tests" / "llm"))
 
 from openai_stub import Reply, StubOpenAIServer, completion, cut_off, error, no_choices, raw  # noqa: E402
 
-TIMEOUT_S = 1.0
+TIMEOUT_S = 3.0  # well above a loaded machine's slowest clean reply: only the scripted hangs time out
 FAULTS: dict[str, Any] = {
     "http_400": lambda: error(400, "bad request"),
     "http_409": lambda: error(409, "conflict"),
@@ -50,11 +51,16 @@ FAULTS: dict[str, Any] = {
     "html_200": lambda: raw(b"<html>maintenance</html>", content_type="text/html"),
     "truncated_json": lambda: raw(b'{"id": "x", "choices": [{"index": 0, "mess'),
     "empty_choices": no_choices,
-    "null_content": lambda: completion(None),
     "hang": lambda: Reply(delay_s=TIMEOUT_S * 1.5, body=completion("late").body),
+}
+# Answers the SDK or the validator refuses: the call moves on to a repair request (new content), so
+# one of these followed by a clean reply would depend on whether a killed run had already sent it.
+# They therefore only ever come as a fault on every request of that content.
+ANSWER_FAULTS: dict[str, Any] = {
     "cut_off": lambda: cut_off('{"choice": "'),
     "garbage": lambda: completion("I think the market is going to the moon!!! {"),
     "out_of_enum": lambda: completion('{"choice": "yolo"}'),
+    "null_content": lambda: completion(None),
 }
 
 
@@ -80,15 +86,15 @@ class FaultServer(StubOpenAIServer):
     @staticmethod
     def plan(key: str, answer: Reply) -> list[tuple[str, Reply]]:
         rng = random.Random(key)
-        faults = list(FAULTS)
         draw = rng.random()
         if draw < 0.35:
             return [("clean", answer)]
-        if draw < 0.85:
+        if draw < 0.80:  # transport faults, retried with the same content, then the answer
             count = 1 if rng.random() < 0.7 else 2
-            return [*((name, FAULTS[name]()) for name in rng.sample(faults, count)), ("clean", answer)]
-        name = rng.choice(faults)
-        return [(name, FAULTS[name]())]  # every time: the call ends in its fallback
+            return [*((name, FAULTS[name]()) for name in rng.sample(list(FAULTS), count)), ("clean", answer)]
+        everything = {**FAULTS, **ANSWER_FAULTS}
+        name = rng.choice(sorted(everything))
+        return [(name, everything[name]())]  # on every request of this content: the call ends in its fallback
 
     def reply_for(self, request: dict[str, Any]) -> Reply:
         key = hashlib.sha256(json.dumps([request.get("messages"), request.get("response_format")], sort_keys=True).encode()).hexdigest()
@@ -158,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             base = scenario_overrides(server.base_url, args.sessions, runs)
             log = root / f"{label}.log"
             exits = []
-            if label == "A":
+            if label == "A" or args.kills == 0:  # --kills 0: a control, two straight runs
                 exits.append(run_cli(["run", str(REPO / "scenarios/demo.yaml"), *base], log))
             else:
                 total = results["A"]["requests"]
@@ -178,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             served[label] = server.served
     a, b = results["A"], results["B"]
     print(f"{'reply served':<18}{'run A':>8}{'run B':>8}")
-    for name in ["clean", *FAULTS]:
+    for name in ["clean", *FAULTS, *ANSWER_FAULTS]:
         print(f"{name:<18}{served['A'][name]:>8}{served['B'][name]:>8}")
     print(f"{'requests':<18}{a['requests']:>8}{b['requests']:>8}")
     print()

@@ -8,11 +8,13 @@ memorized what the market did trades better on real names and dates than on alia
 dates moved into the 2200s): the gap (real minus anonymized) estimates what it recalls rather
 than reads. A gap near zero says the results do not rest on recall; it does not prove the model
 saw nothing. Buy-and-hold is printed for scale. Prints a table; writes nothing outside the runs.
+A run already finished in ``--runs-dir`` (same config, so the same run id) is read, not rerun.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -33,11 +35,17 @@ def run_pair(scenario: Path, overrides: dict[str, Any], runs_dir: Path) -> dict[
     results: dict[str, dict[str, float]] = {}
     for label, enabled in (("real", False), ("anonymized", True)):
         config = load_scenario(scenario, {**overrides, "anonymize.enabled": enabled, "runs_dir": str(runs_dir)})
-        outcome = execute(config, resume=False, progress=False)
-        if not outcome.finished:
-            raise SystemExit(f"{label} run {outcome.run_id} stopped: {outcome.message}")
-        results[label] = {key: float(outcome.metrics.get(key, float("nan"))) for key in KEYS}
-        results["buy_and_hold"] = {key: float(outcome.baselines["buy_and_hold"].get(key, float("nan"))) for key in KEYS}
+        done = Path(runs_dir) / config.run_id()
+        if (done / "metrics.json").is_file():
+            metrics = json.loads((done / "metrics.json").read_text())
+            baselines = json.loads((done / "baselines.json").read_text())
+        else:
+            outcome = execute(config, resume=False, progress=False)
+            if not outcome.finished:
+                raise SystemExit(f"{label} run {outcome.run_id} stopped: {outcome.message}")
+            metrics, baselines = outcome.metrics, outcome.baselines
+        results[label] = {key: float(metrics.get(key, float("nan"))) for key in KEYS}
+        results["buy_and_hold"] = {key: float(baselines["buy_and_hold"].get(key, float("nan"))) for key in KEYS}
     results["gap (real - anonymized)"] = {key: results["real"][key] - results["anonymized"][key] for key in KEYS}
     return results
 
