@@ -78,9 +78,9 @@ def _report(outcome) -> int:
 
 
 def _used_backends(config) -> set[str]:
-    from agents.deps import AGENT_NAMES
+    from agents.state import AgentName
 
-    return {config.llm.backend_name(agent) for agent in AGENT_NAMES}
+    return {config.llm.backend_name(agent.value) for agent in AgentName}
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
