@@ -285,8 +285,10 @@ def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cach
         finally:
             close()
     metrics, baselines = write_outputs(config, data, sched, run_dir)
-    metrics = {**metrics, "contamination": contamination}  # JSON: cutoffs per backend and the warning
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    # Added to what write_outputs wrote (statistics, cost): cutoffs per backend, the test window, the warning.
+    written = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    (run_dir / "metrics.json").write_text(json.dumps({**written, "contamination": contamination}, indent=2), encoding="utf-8")
+    metrics = {**metrics, "contamination": contamination}
     return RunOutcome(run_id, run_dir, True, metrics, baselines)
 
 

@@ -80,6 +80,8 @@ def test_no_real_ticker_name_or_date_reaches_the_model(tiny):
     assert not any(str(day) in sent for day in data.dates)
     assert not re.search(rf"\b{data.dates[0].year}\b", sent)
     assert re.search(r"\b22\d\d-\d\d-\d\d\b", sent)  # the dates are there, moved
-    contamination = json.loads((outcome.run_dir / "metrics.json").read_text())["contamination"]
+    written = json.loads((outcome.run_dir / "metrics.json").read_text())
+    assert "statistics" in written and "sharpe" in written  # the contamination block is added, nothing replaced
+    contamination = written["contamination"]
     assert contamination["anonymized"] and contamination["backends"]["remote"]["test_starts_before_cutoff"]
     assert contamination["warning"] is None  # synthetic data
