@@ -169,6 +169,7 @@ def run_report_data(run_dir: Path) -> dict[str, Any]:
         "moves": moves,
         "cost": cost,
         "statistics": statistics,
+        "contamination": metrics.get("contamination"),
     })
 
 

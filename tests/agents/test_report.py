@@ -78,6 +78,25 @@ def test_run_report_renders_and_a_decision_opens_its_trace(tiny_run, browser_pag
     assert problems == []
 
 
+def test_a_contaminated_run_shows_its_warning_first(tiny_run, browser_page, tmp_path) -> None:
+    """A run whose test window starts before a model's training cutoff says so at the top of its report."""
+    config, outcome = tiny_run
+    runs = tmp_path / "runs"
+    shutil.copytree(outcome.run_dir, runs / outcome.run_id)
+    metrics_path = runs / outcome.run_id / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["contamination"] = {"warning": "test window 2018-11-15..2018-12-31 starts before the training cutoff of api 2023-10-01"}
+    metrics_path.write_text(json.dumps(metrics))
+    out = tmp_path / "contaminated.html"
+    assert run.main(["report", outcome.run_id, "--runs-dir", str(runs), "--out", str(out)]) == 0
+    page, problems = browser_page
+    page.goto(out.as_uri())
+    page.wait_for_selector("body[data-rendered='1']", timeout=10_000)
+    assert "training cutoff of api 2023-10-01" in page.inner_text("#contamination")
+    assert page.eval_on_selector("main section", "s => s.id") == "contamination"
+    assert problems == []
+
+
 def test_sweep_report_draws_the_ablation_chart(browser_page, tmp_path) -> None:
     rows = []
     for variant, sharpes in {"full": (1.0, 2.0, 3.0), "no_news": (0.0, 1.0, 1.0), "no_memory": (1.5, 2.0, 2.5)}.items():
