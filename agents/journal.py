@@ -148,13 +148,15 @@ class RunJournal:
 
     def decisions(self, decision_ids: Sequence[str]) -> dict[str, PendingDecision]:
         """The stored decisions among ``decision_ids`` (missing ids are absent from the result)."""
-        out: dict[str, PendingDecision] = {}
-        for key in dict.fromkeys(decision_ids):
-            rows = self._read("SELECT ticker, idx, action, memory_ids FROM decisions WHERE decision_id = ?", (key,))
-            if rows:
-                ticker, index, action, memory_ids = rows[0]
-                out[key] = PendingDecision(ticker=ticker, index=index, action=Action(action), memory_ids=json.loads(memory_ids))
-        return out
+        keys = list(dict.fromkeys(decision_ids))
+        if not keys:
+            return {}
+        rows = self._read(
+            f"SELECT decision_id, ticker, idx, action, memory_ids FROM decisions WHERE decision_id IN ({','.join('?' * len(keys))})",
+            tuple(keys),
+        )
+        found = {key: PendingDecision(ticker=t, index=i, action=Action(a), memory_ids=json.loads(m)) for key, t, i, a, m in rows}
+        return {key: found[key] for key in keys if key in found}
 
     # -- reflection lessons ----------------------------------------------------------------
     def add_lesson(self, day: int, ticker: str, text: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -153,16 +154,12 @@ class CompressedSerializer:
         self.level = level
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
-        import zlib
-
         typ, data = self.inner.dumps_typed(obj)
         if len(data) < self.MIN_BYTES:
             return typ, data
         return typ + self.SUFFIX, zlib.compress(data, self.level)
 
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
-        import zlib
-
         typ, payload = data
         if typ.endswith(self.SUFFIX):
             return self.inner.loads_typed((typ[: -len(self.SUFFIX)], zlib.decompress(payload)))
