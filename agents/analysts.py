@@ -23,6 +23,7 @@ from agents.memory_items import make_memory_item
 from agents.state import ANALYST_AGENTS, ANALYST_NODES, AgentName, AnalystKind, AnalystReport, ItemJudgement, NodeName, RunState
 from env.indicators import macd_histogram, rsi
 from env.market import MarketView
+from env.records import NewsItem
 
 IMPACT_OPTIONS = ("positive", "negative", "neutral", "irrelevant")
 TREND_OPTIONS = ("bullish", "bearish", "neutral")
@@ -40,12 +41,16 @@ class TextUnit:
     event_date: Any
 
 
+def news_text(n: NewsItem, max_chars: int) -> str:
+    """How a news item reads to the analysts, the memory and the reward adapter (one format for all)."""
+    return f"{n.headline}\n{n.source}, {n.published_at:%Y-%m-%d %H:%M} UTC\n{n.body[:max_chars]}"
+
+
 def news_units(view: MarketView, ticker: str, since: int, max_chars: int) -> list[TextUnit]:
-    out = []
-    for n in view.news(ticker, since=since):
-        text = f"{n.headline}\n{n.source}, {n.published_at:%Y-%m-%d %H:%M} UTC\n{n.body[:max_chars]}"
-        out.append(TextUnit(n.id, n.source_type.value, text, n.url, n.public_at, n.published_at.date()))
-    return out
+    return [
+        TextUnit(n.id, n.source_type.value, news_text(n, max_chars), n.url, n.public_at, n.published_at.date())
+        for n in view.news(ticker, since=since)
+    ]
 
 
 def filing_units(view: MarketView, ticker: str, since: int, max_chars: int) -> list[TextUnit]:
@@ -89,6 +94,45 @@ def judge_reason(kind: AnalystKind, probs: dict[str, float], adapter_p_up: float
     return sentence + ".", score, impact
 
 
+def impact_requests(deps: Deps, agent: AgentName, ticker: str, date: str, units: Sequence[TextUnit]) -> list[ChoiceRequest]:
+    """One closed-set impact choice per unit, from the agent's prompt file."""
+    return [
+        ChoiceRequest(
+            messages=deps.prompts.render(agent.value, ticker=ticker, date=date, item=u.text).chat(),
+            options=IMPACT_OPTIONS,
+            fallback="irrelevant",
+        )
+        for u in units
+    ]
+
+
+def judge_history(deps: Deps, state: RunState, sessions: int) -> dict:
+    """At the first decision, the news analyst judges the news of the last ``sessions`` warm-up
+    sessions (all public by now), so the judgement calibrator has matured examples to learn from
+    before the first trade. Judged items go to the journal only (not to memory). Items judged
+    already (a re-run node) are skipped. Returns what the trace records."""
+    view = deps.data.view(state.day)
+    agent = AgentName.NEWS_ANALYST
+    since = max(-1, state.day - 1 - sessions)
+    cfg = deps.config.analysts
+    judged, calls, started = 0, 0, time.perf_counter()
+    for ticker in view.tickers:
+        units = [u for u in news_units(view, ticker, since, cfg.max_item_chars) if u.public_at < view.decision_time]
+        # Today's items are the news analyst's own business this session.
+        units = [u for u in units if u.item_id not in {n.id for n in view.news(ticker, since=state.prev_day)}]
+        known = deps.journal.judgement_scores([u.item_id for u in units], state.day)
+        units = [u for u in units if u.item_id not in known]
+        if not units:
+            continue
+        results = deps.llm(agent).choose_many(impact_requests(deps, agent, ticker, str(view.date), units), agent=agent.value)
+        calls += model_calls_of([r.record for r in results])
+        deps.journal.add_judgements(
+            [(u.item_id, AnalystKind.NEWS.value, ticker, state.day, r.probs["positive"] - r.probs["negative"]) for u, r in zip(units, results, strict=True)]
+        )
+        judged += len(units)
+    return {"history_judged": judged, "history_model_calls": calls, "history_seconds": time.perf_counter() - started}
+
+
 def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
     """A text analyst node (news, filings or macro) for every ticker in the scenario."""
     reader, agent = TEXT_READERS[kind], ANALYST_AGENTS[kind]
@@ -107,16 +151,8 @@ def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
             units = units[-cfg.max_items_per_day :]
             report = AnalystReport(analyst=kind, ticker=ticker, day=state.day, skipped=skipped)
             if units:
-                requests = [
-                    ChoiceRequest(
-                        messages=deps.prompts.render(agent.value, ticker=ticker, date=str(view.date), item=u.text).chat(),
-                        options=IMPACT_OPTIONS,
-                        fallback="irrelevant",
-                    )
-                    for u in units
-                ]
-                llm = deps.llm(agent)
-                results: list[ChoiceResult] = llm.choose_many(requests, agent=agent.value)
+                requests = impact_requests(deps, agent, ticker, str(view.date), units)
+                results: list[ChoiceResult] = deps.llm(agent).choose_many(requests, agent=agent.value)
                 model_calls = model_calls_of([res.record for res in results])
                 p_ups = deps.adapter.predict([u.text for u in units])
                 items, reasons, to_store = [], [], []
@@ -158,6 +194,8 @@ def make_analyst(kind: AnalystKind, deps: Deps) -> Callable[[RunState], dict]:
                     )
                 if to_store:  # one write for the session's items
                     deps.memory.add(to_store, as_of=view.decision_time)
+                # The judgements wait in the journal for their items' labels (the judgement calibrator).
+                deps.journal.add_judgements([(i.item_id, kind.value, ticker, state.day, i.impact_score) for i in items])
                 report = report.model_copy(update={"judgements": items})
                 deps.tracer.write(
                     day=state.day,

@@ -68,6 +68,16 @@ class DirectionConfig(_Config):
     news_half_life_days: float = Field(
         2.0, gt=0, description="Half-life (calendar days) of a news item's weight in the direction signal."
     )
+    news_window_days: float = Field(
+        5.0, gt=0, le=365, description="Calendar days of a ticker's news in memory that the news signal reads (today's included)."
+    )
+    size_on: Literal["news", "combined"] = Field(
+        "news",
+        description="The probability the risk agent sizes on. news: the news signal alone, a calibrated probability (exactly "
+        "0.5 while neither reward-trained head shows skill), so an unproven reading never moves the size; the LLM's "
+        "buy/sell/hold and the trend call still choose the action, which gates the direction of change. combined: "
+        "buy / (buy + sell) of the product of experts (uncalibrated; the first release's chain).",
+    )
     analyst_evidence_logit: float = Field(
         0.3, ge=0, le=5, description="Log-odds one fully relevant item moves P(up) per unit of the analyst's impact score "
         "(P(pos) - P(neg)) while no reward-trained head exists. Small by default: the tiny local model's zero-shot calls are noise.",
@@ -81,10 +91,17 @@ class RiskConfig(_Config):
 
     kelly_scale: float = Field(0.5, gt=0, le=1, description="Fraction of the full Kelly bet to take (half-Kelly by default).")
     neutral_weight: float = Field(
-        0.0, ge=-1, le=1,
+        0.5, ge=-1, le=1,
         description="Strategic weight the Kelly bet is added to: the position a buy or sell aims at when the direction "
         "probability carries no edge. 0 is pure Kelly (flat without an edge); 0.5 holds half the market when the signal is "
         "uninformative, so an agent without skill tracks buy-and-hold's Sharpe instead of sitting in cash. Hard limits still apply.",
+    )
+    kelly_model: Literal["edge", "binary"] = Field(
+        "edge",
+        description="edge: neutral_weight plus kelly_scale times the Kelly weight of the direction probability's edge for a "
+        "return that wins or loses a few per cent (agents.risk.edge_kelly_fraction); 0 edge = the neutral weight. binary: "
+        "the Kelly bet of a wager that loses its whole stake, on the window's up share shifted by the edge (the first "
+        "release's sizing, kept as an ablation).",
     )
     payoff_window_days: int = Field(60, ge=10, description="Sessions of past returns for the win/loss payoff ratio.")
     cvar_alpha: float = Field(0.05, gt=0, lt=0.5, description="Tail probability of the historical CVaR.")
@@ -126,7 +143,12 @@ class EpisodeConfig(_Config):
         description="At the first decision, turn the warm-up period's news (whose label horizons have already matured) into "
         "training examples and fit the adapter. Point-in-time safe: only history public by the first decision is used.",
     )
-    example_text_chars: int = Field(200, ge=20, le=4000, description="Characters of an article body kept with its headline as a training example.")
+    bootstrap_judge_sessions: int = Field(
+        60, ge=0, le=2000,
+        description="At the first decision the news analyst also judges the news of the last this-many warm-up sessions, so "
+        "the judgement calibrator (agents.adaptation) can learn before the first trade how far the analyst's calls predict "
+        "returns. 0: it learns from in-run judgements only. Costs one choice per item on the analyst's backend.",
+    )
     lesson_max_tokens: int = Field(32, ge=4, le=512, description="Most tokens a reflection lesson or belief update may generate.")
     reflection: bool = Field(
         True,
@@ -195,7 +217,7 @@ class ScenarioConfig(_Config):
         unknown = sorted(set(self.llm.agents) - set(allowed))
         if unknown:
             raise ValueError(f"llm.agents: unknown agent(s) {unknown}; the agents are {allowed}")
-        if self.learning.enabled:
+        if self.learning.enabled and self.learning.features == "hidden_states":
             self.featurizer_backend()  # raises if no local backend can serve the adapter's hidden states
         return self
 

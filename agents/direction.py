@@ -12,6 +12,7 @@ Evidence combined in log space (weights in ``DirectionConfig``):
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -101,30 +102,31 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
             )
             memories = [s for s in scored if s.item.layer != Layer.REFLECTION]
             lessons = [s for s in scored if s.item.layer == Layer.REFLECTION]
-            # Today's relevant items are in memory already; make sure they count even if retrieval ranked them low.
-            seen = {s.item.id for s in memories}
-            fresh_ids = [
-                j.memory_id
-                for kind, by_ticker in state.reports.items()
-                if kind != AnalystKind.MARKET and ticker in by_ticker
-                for j in by_ticker[ticker].judgements
-                if j.stored and j.memory_id and j.memory_id not in seen
-            ]
-            extra = deps.memory.get(fresh_ids) if fresh_ids else []
-            evidence = [(s.item, s.score) for s in memories] + [(item, 0.0) for item in extra]
-            text_items = [(item, score) for item, score in evidence if item.source_type in TEXT_SOURCES]
-            adapter_p = deps.adapter.predict([item.text for item, _ in text_items])
-            base = deps.adapter.base_rate()  # what the head says without text: deviations are read against it
+            evidence = [(s.item, s.score) for s in memories]
+            # The news signal reads every news item of this ticker that memory holds from the last
+            # news_window_days (today's included: the analysts stored them before this node), each
+            # item's evidence its log-odds deviation from the base rates of the two reward-trained
+            # heads: the reader (its text) and the judgement calibrator (the analyst's impact call).
+            recent = deps.memory.recent(
+                ticker=ticker, since=view.decision_time - dt.timedelta(days=cfg.news_window_days),
+                as_of=view.decision_time, source_types=[SourceType.NEWS],
+            )
+            seen = {item.id for item, _ in evidence}
+            evidence += [(item, 0.0) for item in recent if item.id not in seen]
+            adapter_p = deps.adapter.predict([item.text for item in recent])
+            judged = deps.adapter.judged_logits([item.impact_score for item in recent])
+            base = deps.adapter.base_rate()  # what the reader says without text: deviations are read against it
             evidence_logits, weights = [], []
-            for (item, _), p_ad in zip(text_items, adapter_p, strict=True):
+            for item, p_ad, j_dev in zip(recent, adapter_p, judged, strict=True):
                 age_days = max(0.0, (view.decision_time - item.public_at).total_seconds() / 86400.0)
                 weight = (item.relevance_prob or 0.0) * 0.5 ** (age_days / cfg.news_half_life_days)
-                if p_ad is not None:  # the reward-trained head: its deviation from the base rate
-                    deviation = _logit(p_ad) - _logit(base)
-                else:  # before the head is trained: the analyst's own impact call, damped
+                if p_ad is not None:  # the reward-trained heads (each exactly 0 while it shows no skill)
+                    deviation = _logit(p_ad) - _logit(base) + j_dev
+                else:  # before the heads are trained: the analyst's own impact call, damped
                     deviation = cfg.analyst_evidence_logit * float(item.impact_score or 0.0)
                 evidence_logits.append(deviation)
                 weights.append(weight)
+            text_items = [(item, 0.0) for item in recent]
             # Evidence only, around 0.5: how often prices rise is the risk agent's business (it pairs that
             # with the payoff ratio of the same window); here a base rate below 1/2 would mean "sell" every day.
             p_up = evidence_signal(evidence_logits, weights, 0.5)
@@ -174,13 +176,17 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                 ticker=ticker,
                 action=action,
                 probs=probs,
-                p_up=probs["buy"] / max(1e-12, probs["buy"] + probs["sell"]),
+                p_up=p_up if cfg.size_on == "news" else probs["buy"] / max(1e-12, probs["buy"] + probs["sell"]),
                 news_p_up=p_up,
                 memory_ids=[item.id for item, _ in evidence],
             )
             components = {
                 "llm": res.probs, "llm_centred": llm_centred, "news_p_up": p_up, "trend": trend_probs,
-                "trend_tilt_centred": tilt, "base_rate": base,
+                "trend_tilt_centred": tilt, "base_rate": base, "news_items": len(recent),
+                "news_evidence": [
+                    {"id": item.id, "text": item.text.splitlines()[0][:100], "weight": w, "logit": e}
+                    for item, w, e in zip(recent, weights, evidence_logits, strict=True)
+                ],
             }
             deps.tracer.write(
                 day=state.day,

@@ -32,8 +32,9 @@ CREATE TABLE IF NOT EXISTS orders (account TEXT, order_id INTEGER, record TEXT, 
 CREATE TABLE IF NOT EXISTS fills (account TEXT, order_id INTEGER, row TEXT, PRIMARY KEY (account, order_id));
 CREATE TABLE IF NOT EXISTS days (account TEXT, idx INTEGER, row TEXT, PRIMARY KEY (account, idx));
 CREATE TABLE IF NOT EXISTS positions (account TEXT, idx INTEGER, ticker TEXT, shares REAL, PRIMARY KEY (account, idx, ticker));
-CREATE TABLE IF NOT EXISTS examples (released_day INTEGER, seq INTEGER, text TEXT, outcome REAL, idx INTEGER,
+CREATE TABLE IF NOT EXISTS examples (released_day INTEGER, seq INTEGER, text TEXT, outcome REAL, idx INTEGER, item_id TEXT,
                                      PRIMARY KEY (released_day, seq));
+CREATE TABLE IF NOT EXISTS judgements (item_id TEXT PRIMARY KEY, analyst TEXT, ticker TEXT, day INTEGER, score REAL);
 CREATE TABLE IF NOT EXISTS decisions (decision_id TEXT PRIMARY KEY, ticker TEXT, idx INTEGER, action TEXT, memory_ids TEXT);
 CREATE TABLE IF NOT EXISTS label_texts (label_id TEXT PRIMARY KEY, texts TEXT);
 CREATE TABLE IF NOT EXISTS lessons (day INTEGER, ticker TEXT, text TEXT, PRIMARY KEY (day, ticker));
@@ -111,8 +112,8 @@ class RunJournal:
             [
                 ("DELETE FROM examples WHERE released_day = ?", [(released_day,)]),
                 (
-                    "INSERT OR REPLACE INTO examples VALUES (?, ?, ?, ?, ?)",
-                    [(released_day, k, e.text, e.outcome, e.index) for k, e in enumerate(examples)],
+                    "INSERT OR REPLACE INTO examples VALUES (?, ?, ?, ?, ?, ?)",
+                    [(released_day, k, e.text, e.outcome, e.index, e.item_id) for k, e in enumerate(examples)],
                 ),
             ]
         )
@@ -120,20 +121,39 @@ class RunJournal:
     def examples(self, up_to_day: int) -> list[Example]:
         """Every example released at or before ``up_to_day``, in release order."""
         rows = self._read(
-            "SELECT text, outcome, idx FROM examples WHERE released_day <= ? ORDER BY released_day, seq", (up_to_day,)
+            "SELECT text, outcome, idx, item_id FROM examples WHERE released_day <= ? ORDER BY released_day, seq", (up_to_day,)
         )
-        return [Example(text=t, outcome=o, index=i) for t, o, i in rows]
+        return [Example(text=t, outcome=o, index=i, item_id=k or "") for t, o, i, k in rows]
 
     def count_examples(self, up_to_day: int) -> int:
         return int(self._read("SELECT COUNT(*) FROM examples WHERE released_day <= ?", (up_to_day,))[0][0])
 
     # -- news texts waiting for their label ---------------------------------------------
-    def add_label_texts(self, label_id: str, texts: Sequence[str]) -> None:
-        self._write([("INSERT OR REPLACE INTO label_texts VALUES (?, ?)", [(label_id, json.dumps(list(texts)))])])
+    def add_label_texts(self, label_id: str, items: Sequence[tuple[str, str]]) -> None:
+        """The (item id, text) pairs of one session's news, waiting for their label."""
+        self._write([("INSERT OR REPLACE INTO label_texts VALUES (?, ?)", [(label_id, json.dumps([list(i) for i in items]))])])
 
-    def label_texts(self, label_id: str) -> list[str]:
+    def label_texts(self, label_id: str) -> list[tuple[str, str]]:
         rows = self._read("SELECT texts FROM label_texts WHERE label_id = ?", (label_id,))
-        return json.loads(rows[0][0]) if rows else []
+        return [(str(k), str(t)) for k, t in json.loads(rows[0][0])] if rows else []
+
+    # -- the analysts' judgements of news items --------------------------------------------
+    def add_judgements(self, rows: Sequence[tuple[str, str, str, int, float]]) -> None:
+        """(item id, analyst, ticker, session, impact score) per judged item; a re-judged item keeps one row."""
+        self._write([("INSERT OR REPLACE INTO judgements VALUES (?, ?, ?, ?, ?)", list(rows))])
+
+    def judgement_scores(self, item_ids: Sequence[str], up_to_day: int) -> dict[str, float]:
+        """The impact score of each judged item among ``item_ids`` (judged at or before ``up_to_day``)."""
+        keys = list(dict.fromkeys(k for k in item_ids if k))
+        out: dict[str, float] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            rows = self._read(
+                f"SELECT item_id, score FROM judgements WHERE day <= ? AND item_id IN ({','.join('?' * len(chunk))})",
+                (up_to_day, *chunk),
+            )
+            out.update({k: float(v) for k, v in rows})
+        return out
 
     # -- decisions waiting for their rewards ---------------------------------------------
     def add_decisions(self, decisions: Sequence[tuple[str, PendingDecision]]) -> None:

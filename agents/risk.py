@@ -44,6 +44,32 @@ def kelly_fraction(p_win: float, payoff: float) -> float:
     return max(0.0, p_win - (1.0 - p_win) / payoff)
 
 
+def mean_win_loss(returns: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """(mean gain of the up days, mean loss of the down days) of past returns, both > 0.
+    Either side empty: the mean absolute return stands in for it (1 % if every return is 0)."""
+    r = np.asarray(returns, dtype=float)
+    scale = float(np.abs(r).mean()) if r.size and np.abs(r).mean() > 0 else 0.01
+    wins, losses = r[r > 0], -r[r < 0]
+    return (float(wins.mean()) if wins.size else scale, float(losses.mean()) if losses.size else scale)
+
+
+def edge_kelly_fraction(p_up: float, mean_win: float, mean_loss: float) -> float:
+    """Kelly weight of the *edge* alone, for a two-outcome return (+a with P(win), -c otherwise).
+
+    Maximising ``p log(1 + f a) + (1 - p) log(1 - f c)`` gives ``f*(p) = p / c - (1 - p) / a``, which
+    is linear in p with slope ``1/a + 1/c``. Moving P(win) from its no-edge value by ``p_up - 0.5``
+    therefore moves the Kelly weight by ``(p_up - 0.5) (1/a + 1/c)``: signed, 0 without an edge.
+    (The drift part of f*, a noisy estimate, is replaced by the strategic ``neutral_weight``, as
+    Black-Litterman tilts an equilibrium portfolio by its views.) Daily returns are small, so a
+    calibrated edge of a few points already asks for more than the hard limits allow.
+    """
+    if not 0.0 <= p_up <= 1.0 or not np.isfinite(p_up):
+        raise ValueError(f"p_up must be a probability, got {p_up}")
+    if not (mean_win > 0 and mean_loss > 0 and np.isfinite(mean_win) and np.isfinite(mean_loss)):
+        raise ValueError(f"mean win and loss must be positive and finite, got {mean_win}, {mean_loss}")
+    return (p_up - 0.5) * (1.0 / mean_win + 1.0 / mean_loss)
+
+
 def cvar_weight_cap(returns: Sequence[float] | np.ndarray, alpha: float, budget: float) -> tuple[float, float]:
     """Largest |weight| whose one-day historical CVaR stays within ``budget``; returns (cap, cvar)."""
     cvar = historical_cvar(returns, alpha)
@@ -85,6 +111,7 @@ def size_position(
     limits: SizingLimits,
     neutral_weight: float = 0.0,
     fixed_weight: float | None = None,
+    kelly_model: str = "binary",
 ) -> SizingResult:
     """Target weight for one ticker. ``action`` is buy/sell/hold; ``p_up`` the direction agent's
     probability that the price goes up, where 0.5 means its evidence has no edge.
@@ -94,6 +121,10 @@ def size_position(
     b = mean win / mean loss. Without an edge this is Kelly on the recent drift. The target is
     ``neutral_weight + kelly_scale * f``, with ``f`` the long Kelly fraction when the odds favour
     up and minus the short one when they favour down.
+
+    ``kelly_model``: ``"binary"`` is the bet above (Kelly for a wager that loses its stake, so P(win)
+    carries the window's drift and b its payoff ratio); ``"edge"`` is ``edge_kelly_fraction``, the
+    Kelly weight of the edge for a return that wins or loses a few per cent, added to ``neutral_weight``.
 
     ``fixed_weight`` replaces Kelly and the CVaR budget (the "fixed sizing" ablation): buy aims at
     ``+fixed_weight``, sell at ``-fixed_weight`` (0 when long-only); the hard limits still apply.
@@ -107,6 +138,12 @@ def size_position(
     f_long = kelly_fraction(p_win, payoff)
     f_short = kelly_fraction(1.0 - p_win, 1.0 / payoff)
     kelly_target = neutral_weight + (kelly_scale * f_long if f_long > 0 else -kelly_scale * f_short)
+    if kelly_model == "edge":
+        f_edge = edge_kelly_fraction(p_up, *mean_win_loss(returns))
+        f_long, f_short = max(0.0, f_edge), max(0.0, -f_edge)
+        kelly_target = neutral_weight + kelly_scale * f_edge
+    elif kelly_model != "binary":
+        raise ValueError(f"kelly_model must be 'edge' or 'binary', got {kelly_model!r}")
     if fixed_weight is not None:
         kelly_target = fixed_weight if action == Action.BUY else -fixed_weight if action == Action.SELL else current_weight
     if not limits.allow_short:
@@ -136,7 +173,8 @@ def size_position(
     if abs(delta) > limits.max_daily_turnover:
         target = current_weight + float(np.sign(delta)) * limits.max_daily_turnover
         caps.append("max_daily_turnover")
-    if 0 < abs(target - current_weight) < limits.min_trade_weight and action != Action.SELL:
+    forced = bool({"cvar_budget", "max_position_fraction"} & set(caps)) and abs(target) < abs(current_weight)
+    if 0 < abs(target - current_weight) < limits.min_trade_weight and action != Action.SELL and not forced:
         target = current_weight
         caps.append("min_trade_weight")
     return SizingResult(target_weight=float(target), kelly_fraction=f, payoff=payoff, cvar=cvar, p_win=p_win, caps=caps)
@@ -149,13 +187,20 @@ def enforce_gross_exposure(targets: Mapping[str, float], current: Mapping[str, f
     if gross <= max_gross + 1e-12:
         return out, False
     increases = {t: w for t, w in out.items() if abs(w) > abs(current.get(t, 0.0))}
-    fixed = gross - sum(abs(w) for w in increases.values())
-    room = max(0.0, max_gross - fixed)
-    scale = room / max(1e-12, sum(abs(w) for w in increases.values()))
-    for t, w in increases.items():
-        base = current.get(t, 0.0)
-        scaled = w * scale
-        out[t] = float(base if abs(scaled) < abs(base) else scaled)
+    # Scale the increases by one factor; an increase that would end below its current weight stays
+    # at that weight (the cap never forces a sale) and leaves the others less room, so repeat.
+    while increases:
+        fixed = sum(abs(w) for t, w in out.items() if t not in increases)
+        room = max(0.0, max_gross - fixed)
+        scale = room / max(1e-12, sum(abs(w) for w in increases.values()))
+        pinned = [t for t, w in increases.items() if abs(w * scale) < abs(current.get(t, 0.0))]
+        for t in pinned:
+            out[t] = float(current.get(t, 0.0))
+            del increases[t]
+        if not pinned:
+            for t, w in increases.items():
+                out[t] = float(w * scale)
+            break
     return out, True
 
 
@@ -189,7 +234,7 @@ def make_risk_node(deps: Deps) -> Callable[[RunState], dict]:
             res = size_position(
                 action=dec.action, p_up=dec.p_up, current_weight=current, returns=returns,
                 kelly_scale=risk.kelly_scale, cvar_alpha=risk.cvar_alpha, cvar_budget=risk.cvar_budget, limits=limits,
-                neutral_weight=risk.neutral_weight, fixed_weight=fixed,
+                neutral_weight=risk.neutral_weight, fixed_weight=fixed, kelly_model=risk.kelly_model,
             )
             sized[ticker] = SizedOrder(
                 ticker=ticker, action=dec.action, prev_weight=current, target_weight=res.target_weight,

@@ -69,7 +69,7 @@ def load_data(config: ScenarioConfig) -> MarketData:
 
 def _featurizer_model(config: ScenarioConfig) -> tuple[str | None, int]:
     """(model path, threads) of the local backend that gives the adapter its hidden states."""
-    if not config.learning.enabled:
+    if not config.learning.enabled or config.learning.features != "hidden_states":
         return None, 1
     backend = config.llm.backends[config.featurizer_backend()]
     return backend.model_path, backend.threads
@@ -117,6 +117,12 @@ def build_deps(config: ScenarioConfig, data: MarketData, run_dir: Path, *, run_i
     learning = config.learning
 
     def featurizer() -> Any:
+        if learning.features == "embeddings":  # the memory's own embedder and its vector cache
+            from agents.learning.features import EmbeddingFeaturizer
+            from memory.factory import embedding_model_id
+
+            vectors = embed or make_embedding_function(config.memory, cache_path=Path(config.cache_dir) / "embeddings.sqlite")
+            return EmbeddingFeaturizer(vectors, embedding_model_id(config.memory), prompt_template=learning.template)
         # A ref: the weights (the same process-wide instance as the local backend's) load only
         # when a feature is missing from the cache, so a replay never loads them.
         local = LocalModelRef(model_path, threads=threads)

@@ -165,6 +165,7 @@ class Example(_Model):
     text: str
     outcome: float
     index: int
+    item_id: str = Field("", description="The news item's id, to join the analyst's judgement of it (journal.judgements).")
 
 
 Reports = dict[AnalystKind, dict[str, AnalystReport]]

@@ -29,6 +29,12 @@ from agents.llm.local_model import load_local_model
 from env.config import SyntheticConfig
 from env.sources import load_market
 
+
+def hidden_state_config(**overrides):
+    """The hidden-state reader (the first release's defaults), which these checks are about."""
+    return LearningConfig(**{"features": "hidden_states", "weight_decay": 300.0, "oof_folds": 4, **overrides})
+
+
 HORIZONS = (1, 7, 30)
 
 
@@ -72,7 +78,7 @@ def _run(args: argparse.Namespace, work: Path) -> list[dict[str, object]]:
                 # Only rewards that matured by the end of training may be trained on.
                 train = momentum_examples(data, 0, split - max(HORIZONS), horizons)
                 test = momentum_examples(data, split, args.days, horizons)
-                config = LearningConfig(train_top_blocks=blocks, epochs=1)
+                config = hidden_state_config(train_top_blocks=blocks, epochs=1)
                 featurizer = make_featurizer(model, config, cache_dir=work / "features")
                 adapter = RewardAdapter(config, featurizer)
                 texts = [r[0] for r in train]

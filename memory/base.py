@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -157,6 +157,19 @@ class MemoryMove(BaseModel):
     importance_after: float = Field(ge=0.0, le=100.0, description="Importance after the move.")
 
 
+def recent_items(
+    items: Iterable[MemoryItem], *, ticker: str, since: dt.datetime, as_of: dt.datetime, source_types: Sequence[str] | None = None
+) -> list[MemoryItem]:
+    """The items of ``ticker`` with ``since < public_at <= as_of`` (and a wanted source type), oldest first."""
+    since, as_of = _aware_utc(since), _aware_utc(as_of)
+    wanted = None if source_types is None else {str(SourceType(t)) for t in source_types}
+    found = [
+        item for item in items
+        if item.ticker == ticker and since < item.public_at <= as_of and (wanted is None or str(item.source_type) in wanted)
+    ]
+    return sorted(found, key=lambda item: (item.public_at, item.id))
+
+
 @runtime_checkable
 class MemoryStore(Protocol):
     """The memory port the agents use. All times are simulated decision times (aware UTC)."""
@@ -192,6 +205,10 @@ class MemoryStore(Protocol):
 
     def get(self, ids: Sequence[str]) -> list[MemoryItem]:
         """Stored items for the ids that exist, in the order asked."""
+        ...
+
+    def recent(self, *, ticker: str, since: dt.datetime, as_of: dt.datetime, source_types: Sequence[str] | None = None) -> list[MemoryItem]:
+        """Items of ``ticker`` made public in ``(since, as_of]`` (of ``source_types`` if given), oldest first."""
         ...
 
     def count(self, layer: Layer | None = None) -> int:

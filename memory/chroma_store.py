@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from env.errors import LookaheadError, MemoryStoreError
 from env.records import SourceType
-from memory.base import LADDER, MARKET_TICKER, Layer, MemoryItem, MemoryMove, MoveCause, ScoredMemory
+from memory.base import LADDER, MARKET_TICKER, Layer, MemoryItem, MemoryMove, MoveCause, ScoredMemory, recent_items
 from memory.config import MemoryConfig
 from memory.index import MemoryIndex, Scored, unit_vector
 from memory.scoring import (
@@ -602,6 +602,10 @@ class ChromaMemoryStore:
     def get(self, ids: Sequence[str]) -> list[MemoryItem]:
         """Stored items for the ids that exist, in the order asked (unknown ids are skipped)."""
         return [self._index.items[i] for i in ids if i in self._index]
+
+    def recent(self, *, ticker: str, since: dt.datetime, as_of: dt.datetime, source_types: Sequence[str] | None = None) -> list[MemoryItem]:
+        """Items of ``ticker`` made public in ``(since, as_of]``, oldest first (from the in-process index)."""
+        return recent_items(self._index.items.values(), ticker=ticker, since=since, as_of=as_of, source_types=source_types)
 
     def count(self, layer: Layer | None = None) -> int:
         """Number of stored items in ``layer`` (or in all layers)."""

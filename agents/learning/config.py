@@ -20,6 +20,12 @@ class LearningConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    features: Literal["embeddings", "hidden_states"] = Field(
+        "embeddings",
+        description="What the head reads. embeddings: the memory's sentence vectors (all-MiniLM-L6-v2), which cost no extra "
+        "forward pass and read tone best here (benchmarks/bench_learning.py); hidden_states: one layer of the local "
+        "language model (learning.backend), optionally with its top blocks fine-tuned.",
+    )
     enabled: bool = Field(
         True, description="Train and use the adapter. When false, fit() records 'disabled' and predictions are the base rate."
     )
@@ -30,10 +36,11 @@ class LearningConfig(BaseModel):
         description="Hidden-state layer to pool, as an index into the model's hidden_states tuple "
         "(0 = embeddings, -1 = final normed output). -4 generalised best across paraphrases (FACTS).",
     )
-    prompt_template: str = Field(
-        DEFAULT_PROMPT_TEMPLATE,
-        min_length=6,
-        description="Wrapper around each text before featurising; must contain {text} once. Ending in an unfinished "
+    prompt_template: str | None = Field(
+        None,
+        min_length=4,
+        description="Wrapper around each text before featurising; must contain {text} once. None: '{text}' for embeddings, "
+        "DEFAULT_PROMPT_TEMPLATE for hidden states. For hidden states, ending in an unfinished "
         "judgement ('... this news is') makes the last token's state a sentiment read-out: held-out paraphrase "
         "accuracy rose from 0.70 (raw headline, mean pool) to 0.92 in our measurements.",
     )
@@ -54,8 +61,11 @@ class LearningConfig(BaseModel):
     epochs: int = Field(
         3, ge=1, le=1000, description="Passes over the examples when fine-tuning blocks; the head gets head_steps full-batch warm-up steps first."
     )
+    judgement_weight_decay: float = Field(
+        1.0, ge=0, le=1e5, description="L2 penalty of the judgement calibrator (one standardised feature: the analyst's impact score)."
+    )
     weight_decay: float = Field(
-        300.0,
+        3000.0,
         ge=0,
         le=1e5,
         description="L2 penalty on the head weights, as 1/C of a logistic regression (loss = mean BCE + "
@@ -75,9 +85,9 @@ class LearningConfig(BaseModel):
     )
     weight_cap: float = Field(3.0, ge=1.0, le=100.0, description="Upper bound of the magnitude weight, so one crash cannot dominate the fit.")
     oof_folds: int = Field(
-        4,
+        12,
         ge=2,
-        le=20,
+        le=40,
         description="Time-ordered validation folds: the examples are cut into oof_folds + 1 consecutive chunks and each "
         "chunk after the first is predicted by a model trained only on the chunks before it.",
     )
@@ -101,6 +111,15 @@ class LearningConfig(BaseModel):
             raise ValueError(
                 f"learning.evidence_full ({self.evidence_full}) must be >= learning.evidence_min ({self.evidence_min})"
             )
-        if self.prompt_template.count("{text}") != 1:
+        if self.features == "embeddings" and self.train_top_blocks:
+            raise ValueError("learning.train_top_blocks must be 0 when learning.features = 'embeddings' (only a head is trained)")
+        if self.prompt_template is not None and self.prompt_template.count("{text}") != 1:
             raise ValueError("learning.prompt_template must contain the placeholder {text} exactly once")
         return self
+
+    @property
+    def template(self) -> str:
+        """The wrapper actually applied (``prompt_template`` or the features' default)."""
+        if self.prompt_template is not None:
+            return self.prompt_template
+        return "{text}" if self.features == "embeddings" else DEFAULT_PROMPT_TEMPLATE

@@ -306,3 +306,44 @@ class HiddenStateFeaturizer:
                 for row, i in enumerate(rows):
                     out[i] = hidden[row, : counts[row]].copy()
         return [a for a in out if a is not None]
+
+
+class EmbeddingFeaturizer:
+    """Sentence embeddings as the adapter's features: the vectors the layered memory already
+    computes for every item (all-MiniLM-L6-v2 by default, cached in ``embeddings.sqlite``), so the
+    reader costs no extra forward pass of the language model.
+
+    ``embed`` maps texts to vectors (a ChromaDB embedding function); ``model_id`` names its model,
+    so a saved adapter is only reloaded over the embedder it was trained on. Only a head is
+    trained on these (``learning.train_top_blocks`` must be 0).
+    """
+
+    kind = "embeddings"
+
+    def __init__(self, embed: Any, model_id: str, *, prompt_template: str = "{text}") -> None:
+        if prompt_template.count("{text}") != 1:
+            raise ConfigError("learning.prompt_template must contain the placeholder {text} exactly once")
+        self._embed = embed
+        self.model_id = model_id
+        self.prompt_template = prompt_template
+        self._dim: int | None = None
+
+    @property
+    def hidden_size(self) -> int:
+        if self._dim is None:
+            self._dim = int(self.pooled(["dimension probe"]).shape[1])
+        return self._dim
+
+    def pooled(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dim) float32 embeddings of the texts (in the template when it is not bare)."""
+        if not texts:
+            return np.zeros((0, self._dim or 0), dtype=np.float32)
+        wrapped = [self.prompt_template.replace("{text}", t) for t in texts]
+        out = np.asarray(self._embed(wrapped), dtype=np.float32)
+        if out.ndim != 2 or out.shape[0] != len(texts) or not np.isfinite(out).all():
+            raise DataError(f"the embedder returned {out.shape} (finite: {bool(np.isfinite(out).all())}) for {len(texts)} texts")
+        self._dim = int(out.shape[1])
+        return out
+
+    def close(self) -> None:
+        """Nothing to release: the embedder belongs to the memory factory."""

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from agents.analysts import judge_history
 from agents.deps import Deps
 from agents.journal import Account
 from agents.llm.base import CallRecord, model_calls_of
@@ -50,11 +51,16 @@ def make_reflect_node(deps: Deps) -> Callable[[RunState], dict]:
         refit_due = since_start % ep.refit_every_days == 0  # includes the first decision (history bootstrap)
         if deps.config.learning.enabled and (refit_due or state.day == state.test_start) and state.adapter_version != state.day:
             horizon = max(ep.adapter_label_horizons_days)
+            history = {}
+            if state.day == state.first_day and ep.bootstrap_from_history and ep.bootstrap_judge_sessions:
+                history = judge_history(deps, state, ep.bootstrap_judge_sessions)
             usable = [e.model_dump() for e in deps.journal.examples(state.day) if e.index + horizon <= state.day]
             if usable:
-                report = deps.adapter.fit(usable, version=state.day)
+                scores = deps.journal.judgement_scores([e["item_id"] for e in usable], state.day)
+                report, judged = deps.adapter.fit(usable, version=state.day, scores=scores)
                 update["adapter_version"] = state.day
                 trace(deps, state, NodeName.REFLECT, ticker="", seq=1, adapter_fit=report.model_dump(mode="json"),
+                      calibrator_fit=judged.model_dump(mode="json") if judged else None, **history,
                       latency_s=time.perf_counter() - started)
         return update
 

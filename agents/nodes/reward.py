@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from agents.analysts import news_text
 from agents.deps import Deps
 from agents.nodes.common import trace
 from agents.state import Example, MaturedPart, NodeName, RunState
@@ -86,16 +87,16 @@ def make_reward_node(deps: Deps) -> Callable[[RunState], dict]:
             released = history_examples(deps, view, label_cfg.horizons_days)
         for comp in labels.release(state.day, closes):
             if comp.complete:
-                texts = deps.journal.label_texts(comp.decision_id)
-                released += [Example(text=t, outcome=comp.partial_reward, index=comp.decision_index) for t in texts]
+                pairs = deps.journal.label_texts(comp.decision_id)
+                released += [Example(text=t, outcome=comp.partial_reward, index=comp.decision_index, item_id=k) for k, t in pairs]
         deps.journal.add_examples(state.day, released)
-        chars = ep.example_text_chars
+        chars = deps.config.analysts.max_item_chars
         for ticker in view.tickers:
-            texts = [f"{n.headline}. {n.body[:chars]}" for n in view.news(ticker, since=state.prev_day)]
-            if texts:
+            pairs = [(n.id, news_text(n, chars)) for n in view.news(ticker, since=state.prev_day)]
+            if pairs:
                 key = f"{ticker}:{state.day}"
                 labels.record(DecisionRecord(key, ticker, state.day, closes[ticker], direction=1.0, quantity=0.0))
-                deps.journal.add_label_texts(key, texts)
+                deps.journal.add_label_texts(key, pairs)
         trace(
             deps, state, NodeName.REWARD,
             matured=[c.__dict__ for c in matured], moves=[m.model_dump(mode="json") for m in moves],
@@ -117,7 +118,7 @@ def history_examples(deps: Deps, view: MarketView, horizons: tuple[int, ...]) ->
     became usable); its label is sum_h (close[s+h] - close[s]) / close[s]. Only prices up to today
     are read (through the view), so this is point-in-time safe.
     """
-    chars = deps.config.episode.example_text_chars
+    chars = deps.config.analysts.max_item_chars
     closes_utc = deps.data.closes_utc[: view.index + 1]
     out: list[Example] = []
     for ticker in view.tickers:
@@ -127,6 +128,6 @@ def history_examples(deps: Deps, view: MarketView, horizons: tuple[int, ...]) ->
             if s + max(horizons) > view.index:
                 continue
             outcome = sum(closes[s + h] - closes[s] for h in horizons) / closes[s]
-            out.append(Example(text=f"{n.headline}. {n.body[:chars]}", outcome=float(outcome), index=s))
+            out.append(Example(text=news_text(n, chars), outcome=float(outcome), index=s, item_id=n.id))
     out.sort(key=lambda e: e.index)
     return out

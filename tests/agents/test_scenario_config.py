@@ -103,6 +103,9 @@ def test_the_featurizer_uses_the_news_analysts_local_backend_not_the_one_named_l
     assert load_scenario(_write(tmp_path, text)).featurizer_backend() == "small"
     two = ("name: x\nllm:\n  default: api\n  backends:\n    a: {kind: local}\n    b: {kind: local}\n"
            "    api: {kind: openai, model: m}\n")
+    hidden = "learning: {features: hidden_states}\n"
     with pytest.raises(ConfigError, match="learning.backend"):
-        load_scenario(_write(tmp_path, two))
-    assert load_scenario(_write(tmp_path, two + "learning: {backend: b}\n")).featurizer_backend() == "b"
+        load_scenario(_write(tmp_path, two + hidden))
+    assert load_scenario(_write(tmp_path, two + "learning: {features: hidden_states, backend: b}\n")).featurizer_backend() == "b"
+    # The default reader (sentence embeddings) needs no local model at all.
+    assert load_scenario(_write(tmp_path, two)).learning.features == "embeddings"

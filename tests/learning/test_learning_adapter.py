@@ -14,6 +14,12 @@ from env.errors import ConfigError
 from learning_headlines import TEST_PHRASES, TRAIN_PHRASES, make_headlines
 
 
+def hidden_state_config(**overrides):
+    """The hidden-state reader (the first release's defaults), which these checks are about."""
+    return LearningConfig(**{"features": "hidden_states", "weight_decay": 300.0, "oof_folds": 4, **overrides})
+
+
+
 def _examples(texts, outcomes):
     return [TrainingExample(text=t, outcome=float(o)) for t, o in zip(texts, outcomes)]
 
@@ -28,7 +34,7 @@ def data():
 @pytest.fixture(scope="module")
 def informed(featurizer, data):
     train_texts, train_outcomes, _, _ = data
-    adapter = RewardAdapter(LearningConfig(), featurizer)
+    adapter = RewardAdapter(hidden_state_config(), featurizer)
     report = adapter.fit(_examples(train_texts, train_outcomes))
     return adapter, report
 
@@ -40,7 +46,7 @@ def test_informative_news_generalises_to_unseen_phrasings(informed, data):
     accuracy = float(((proba >= 0.5) == (test_truth == 1)).mean())
     assert accuracy >= 0.65, f"held-out paraphrase accuracy {accuracy:.2f}"
     assert report.trained and report.shrink > 0
-    assert report.evidence >= LearningConfig().evidence_min
+    assert report.evidence >= hidden_state_config().evidence_min
     assert report.oof_accuracy is not None and report.oof_accuracy > report.oof_base_accuracy + 0.15
     assert adapter.skill > 0.05
     # Confident: predictions move well away from the base rate, in both directions.
@@ -52,12 +58,12 @@ def test_labels_independent_of_text_shrink_to_the_base_rate(featurizer, data):
     train_texts, train_outcomes, test_texts, _ = data
     rng = np.random.default_rng(3)
     noise = rng.permutation(train_outcomes)  # same magnitudes and base rate, no link to the text
-    adapter = RewardAdapter(LearningConfig(), featurizer)
+    adapter = RewardAdapter(hidden_state_config(), featurizer)
     report = adapter.fit(_examples(train_texts, noise))
     assert report.trained
     assert report.shrink == 0.0
     assert "no skill" in report.reason
-    assert report.evidence < LearningConfig().evidence_min
+    assert report.evidence < hidden_state_config().evidence_min
     assert abs(report.oof_logloss_gain) < 0.05
     # The raw head still has opinions; what reaches the agent is exactly the base rate.
     assert float(np.abs(adapter.raw_proba(test_texts) - 0.5).max()) > 0.0
@@ -93,8 +99,8 @@ def test_refit_and_reload_from_cached_features_never_load_the_weights(informed, 
     train_texts, train_outcomes, test_texts, _ = data
     ref = _CountingRef(None, threads=local_model.threads)
     assert (ref.num_hidden_layers, ref.hidden_size) == (local_model.num_hidden_layers, local_model.hidden_size)
-    feat = make_featurizer(ref, LearningConfig(), cache_dir=feature_cache_dir)
-    adapter = RewardAdapter(LearningConfig(), feat)
+    feat = make_featurizer(ref, hidden_state_config(), cache_dir=feature_cache_dir)
+    adapter = RewardAdapter(hidden_state_config(), feat)
     report = adapter.fit(_examples(train_texts, train_outcomes))
     adapter.save(tmp_path / "adapter.pt")
     loaded = RewardAdapter.load(tmp_path / "adapter.pt", feat)
@@ -106,14 +112,14 @@ def test_refit_and_reload_from_cached_features_never_load_the_weights(informed, 
     fresh = feat.pooled(unseen)
     feat.close()
     assert ref.loads > 0
-    np.testing.assert_allclose(fresh, make_featurizer(local_model, LearningConfig()).pooled(unseen), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fresh, make_featurizer(local_model, hidden_state_config()).pooled(unseen), rtol=1e-5, atol=1e-5)
 
 
 def test_fit_is_deterministic_given_the_seed(featurizer, data):
     train_texts, train_outcomes, test_texts, _ = data
     examples = _examples(train_texts[:80], train_outcomes[:80])
-    first = RewardAdapter(LearningConfig(seed=5), featurizer)
-    second = RewardAdapter(LearningConfig(seed=5), featurizer)
+    first = RewardAdapter(hidden_state_config(seed=5), featurizer)
+    second = RewardAdapter(hidden_state_config(seed=5), featurizer)
     first.fit(examples)
     second.fit(examples)
     assert np.array_equal(first.raw_proba(test_texts), second.raw_proba(test_texts))
@@ -121,21 +127,21 @@ def test_fit_is_deterministic_given_the_seed(featurizer, data):
 
 def test_too_few_examples_predict_the_base_rate_with_a_reason(featurizer, data):
     train_texts, train_outcomes, test_texts, _ = data
-    adapter = RewardAdapter(LearningConfig(min_examples=40), featurizer)
+    adapter = RewardAdapter(hidden_state_config(min_examples=40), featurizer)
     report = adapter.fit(_examples(train_texts[:10], train_outcomes[:10]))
     assert not report.trained
     assert "min_examples" in report.reason
     ups = int((train_outcomes[:10] > 0).sum())
     assert adapter.base_rate == pytest.approx((ups + 1) / 12, abs=0.2)
     np.testing.assert_array_equal(adapter.predict_proba(test_texts[:3]), np.full(3, adapter.base_rate))
-    empty = RewardAdapter(LearningConfig(), featurizer)
+    empty = RewardAdapter(hidden_state_config(), featurizer)
     assert empty.fit([]).n_examples == 0
     assert empty.predict_proba(["Acme beats quarterly estimates"]).tolist() == [0.5]
 
 
 def test_one_sided_and_zero_outcomes(featurizer, data):
     train_texts, _, _, _ = data
-    adapter = RewardAdapter(LearningConfig(min_examples=4), featurizer)
+    adapter = RewardAdapter(hidden_state_config(min_examples=4), featurizer)
     examples = _examples(train_texts[:20], [1.0] * 15 + [0.0] * 5)
     report = adapter.fit(examples)
     assert report.n_examples == 20 and report.n_labelled == 15
@@ -146,9 +152,9 @@ def test_one_sided_and_zero_outcomes(featurizer, data):
 def test_magnitude_weighting_changes_the_base_rate(featurizer):
     texts = [f"Acme item {i}" for i in range(6)]
     outcomes = [5.0, 5.0, -1.0, -1.0, -1.0, -1.0]
-    weighted = RewardAdapter(LearningConfig(weight_cap=100.0), featurizer)
+    weighted = RewardAdapter(hidden_state_config(weight_cap=100.0), featurizer)
     weighted.fit(_examples(texts, outcomes))
-    plain = RewardAdapter(LearningConfig(weight_by_magnitude=False), featurizer)
+    plain = RewardAdapter(hidden_state_config(weight_by_magnitude=False), featurizer)
     plain.fit(_examples(texts, outcomes))
     assert plain.base_rate == pytest.approx(3 / 8)
     assert weighted.base_rate > 0.5  # two +5 moves outweigh four -1 moves
@@ -158,7 +164,7 @@ def test_magnitude_weighting_changes_the_base_rate(featurizer):
 
 def test_block_fine_tuning_trains_and_round_trips(featurizer, data, tmp_path):
     train_texts, train_outcomes, test_texts, _ = data
-    config = LearningConfig(train_top_blocks=1, epochs=1, batch_size=16, oof_folds=2, min_examples=20)
+    config = hidden_state_config(train_top_blocks=1, epochs=1, batch_size=16, oof_folds=2, min_examples=20)
     adapter = RewardAdapter(config, featurizer)
     report = adapter.fit(_examples(train_texts[:48], train_outcomes[:48]))
     assert report.trained and report.train_top_blocks == 1
@@ -176,7 +182,7 @@ def test_block_fine_tuning_trains_and_round_trips(featurizer, data, tmp_path):
 def test_fine_tuning_leaves_the_shared_model_untouched(featurizer, data):
     before = featurizer.base.layers[-5].mlp.down_proj.weight.detach().clone()
     train_texts, train_outcomes, _, _ = data
-    config = LearningConfig(train_top_blocks=1, epochs=1, oof_folds=2, min_examples=20, block_lr=1e-3)
+    config = hidden_state_config(train_top_blocks=1, epochs=1, oof_folds=2, min_examples=20, block_lr=1e-3)
     RewardAdapter(config, featurizer).fit(_examples(train_texts[:32], train_outcomes[:32]))
     assert featurizer.base.layers[-5].mlp.down_proj.weight.equal(before)
 
@@ -189,7 +195,7 @@ def test_report_is_json_serialisable(informed):
 
 
 def test_disabled_needs_no_model_and_predicts_the_base_rate():
-    adapter = RewardAdapter(LearningConfig(enabled=False), None)
+    adapter = RewardAdapter(hidden_state_config(enabled=False), None)
     report = adapter.fit(_examples(["a", "b", "c"], [1.0, 1.0, -1.0]))
     assert "disabled" in report.reason and not report.trained
     assert adapter.predict_proba(["x"])[0] == pytest.approx(3 / 5)
@@ -201,8 +207,8 @@ def test_bad_inputs_are_rejected_with_the_field_named(featurizer):
     with pytest.raises(ValueError, match="extra"):
         LearningConfig(layr=-4)
     with pytest.raises(ValueError, match="evidence_full"):
-        LearningConfig(evidence_min=3.0, evidence_full=2.0)
+        hidden_state_config(evidence_min=3.0, evidence_full=2.0)
     with pytest.raises(ConfigError, match="learning.enabled"):
-        RewardAdapter(LearningConfig(), None)
+        RewardAdapter(hidden_state_config(), None)
     with pytest.raises(ConfigError, match="learning.layer"):
-        RewardAdapter(LearningConfig(layer=-8), featurizer)
+        RewardAdapter(hidden_state_config(layer=-8), featurizer)
