@@ -144,7 +144,7 @@ class EpisodeConfig(_Config):
         "training examples and fit the adapter. Point-in-time safe: only history public by the first decision is used.",
     )
     bootstrap_judge_sessions: int = Field(
-        60, ge=0, le=2000,
+        40, ge=0, le=2000,
         description="At the first decision the news analyst also judges the news of the last this-many warm-up sessions, so "
         "the judgement calibrator (agents.adaptation) can learn before the first trade how far the analyst's calls predict "
         "returns. 0: it learns from in-run judgements only. Costs one choice per item on the analyst's backend.",

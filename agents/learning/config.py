@@ -61,8 +61,8 @@ class LearningConfig(BaseModel):
     epochs: int = Field(
         3, ge=1, le=1000, description="Passes over the examples when fine-tuning blocks; the head gets head_steps full-batch warm-up steps first."
     )
-    judgement_weight_decay: float = Field(
-        1.0, ge=0, le=1e5, description="L2 penalty of the judgement calibrator (one standardised feature: the analyst's impact score)."
+    judgement_ridge: float = Field(
+        1.0, ge=0, le=1e5, description="L2 penalty on the slope of the judgement calibrator's logistic regression (agents.learning.judgement)."
     )
     weight_decay: float = Field(
         3000.0,

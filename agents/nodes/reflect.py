@@ -60,7 +60,7 @@ def make_reflect_node(deps: Deps) -> Callable[[RunState], dict]:
                 report, judged = deps.adapter.fit(usable, version=state.day, scores=scores)
                 update["adapter_version"] = state.day
                 trace(deps, state, NodeName.REFLECT, ticker="", seq=1, adapter_fit=report.model_dump(mode="json"),
-                      calibrator_fit=judged.model_dump(mode="json") if judged else None, **history,
+                      calibrator_fit=judged, **history,
                       latency_s=time.perf_counter() - started)
         return update
 

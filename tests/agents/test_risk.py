@@ -122,3 +122,51 @@ def test_without_an_edge_kelly_bets_the_windows_drift():
     edged = size_position(action="buy", p_up=0.6, current_weight=0.0, returns=returns, kelly_scale=0.5,
                           cvar_alpha=0.05, cvar_budget=1.0, limits=LIMITS)
     assert edged.p_win == pytest.approx(p + 0.1)
+
+
+def test_edge_kelly_hand_computed():
+    from agents.risk import edge_kelly_fraction, mean_win_loss
+
+    # Two-outcome return: +2 % or -1 %. f*(p) = p / 0.01 - (1 - p) / 0.02, so an edge of +0.05 adds 0.05 * (50 + 100).
+    assert mean_win_loss([0.02, 0.02, -0.01, -0.01]) == pytest.approx((0.02, 0.01))
+    assert edge_kelly_fraction(0.55, 0.02, 0.01) == pytest.approx(0.05 * 150)
+    f = lambda p: p / 0.01 - (1 - p) / 0.02  # noqa: E731
+    assert edge_kelly_fraction(0.55, 0.02, 0.01) == pytest.approx(f(0.55) - f(0.5))
+    assert edge_kelly_fraction(0.5, 0.02, 0.01) == 0.0
+    assert edge_kelly_fraction(0.4, 0.02, 0.01) == pytest.approx(-0.1 * 150)
+    with pytest.raises(ValueError):
+        edge_kelly_fraction(0.5, 0.0, 0.01)
+    assert mean_win_loss([0.01, 0.03]) == pytest.approx((0.02, 0.02))  # no loss: the mean |r| stands in
+
+
+def test_edge_sizing_without_an_edge_aims_at_the_neutral_weight_and_a_proven_edge_reaches_the_limits():
+    r = np.array([0.01, -0.01] * 30)
+    kw = dict(returns=r, kelly_scale=0.5, cvar_alpha=0.05, cvar_budget=1.0, limits=LIMITS, neutral_weight=0.3, kelly_model="edge")
+    assert size_position(action="buy", p_up=0.5, current_weight=0.0, **kw).target_weight == pytest.approx(0.3)
+    assert size_position(action="sell", p_up=0.5, current_weight=0.45, **kw).target_weight == pytest.approx(0.3)
+    # p_up 0.501: 0.3 + 0.5 * 0.001 * 200 = 0.4 -- daily returns are small, so a small calibrated edge is a big bet
+    assert size_position(action="buy", p_up=0.501, current_weight=0.0, **kw).target_weight == pytest.approx(0.4)
+    full = size_position(action="buy", p_up=0.6, current_weight=0.0, **kw)
+    assert full.target_weight == pytest.approx(0.5) and "max_position_fraction" in full.caps
+    assert size_position(action="sell", p_up=0.4, current_weight=0.5, **kw).target_weight == 0.0
+    with pytest.raises(ValueError, match="kelly_model"):
+        size_position(action="buy", p_up=0.6, current_weight=0.0, **{**kw, "kelly_model": "quarter"})
+
+
+def test_gross_exposure_never_ends_above_the_cap_when_a_scaled_increase_is_pinned_regression():
+    """A scaled increase that fell below the current weight was kept at that weight while the other
+    increase kept its full share of the room, so the portfolio ended above the cap."""
+    targets, scaled = enforce_gross_exposure({"A": 0.5, "B": 0.5}, {"A": 0.32, "B": 0.0}, 0.6)
+    assert scaled
+    assert targets["A"] == pytest.approx(0.32)  # never sold by the cap
+    assert sum(targets.values()) == pytest.approx(0.6)
+
+
+def test_min_trade_weight_never_undoes_a_hard_limit_regression():
+    """A held position that drifted 0.5 % above max_position_fraction was cut to the limit, then the
+    min-trade rule put it back because the cut was smaller than min_trade_weight."""
+    limits = SizingLimits(max_position_fraction=0.3, max_daily_turnover=1.0, max_gross_exposure=1.0, allow_short=False, min_trade_weight=0.02)
+    res = size_position(action="hold", p_up=0.5, current_weight=0.305, returns=np.array([0.01, -0.01] * 30), kelly_scale=0.5,
+                        cvar_alpha=0.05, cvar_budget=1.0, limits=limits, kelly_model="edge")
+    assert res.target_weight == pytest.approx(0.3)
+    assert "max_position_fraction" in res.caps

@@ -288,3 +288,32 @@ def test_feedback_many_equals_feedback_one_call_at_a_time(tmp_path, open_store, 
     assert got[0] == got[1]
     assert got[1][items[0].id][2] == 2 and got[1][items[3].id][2] == 0
     assert [s.count(Layer.INTERMEDIATE) for s in stores] == [stores[0].count(Layer.INTERMEDIATE)] * 2
+
+
+def test_recent_returns_a_tickers_items_in_the_window_and_nothing_unpublished(open_store, make_item):
+    """The news signal's window (``MemoryStore.recent``): this ticker, ``since < public_at <= as_of``,
+    the wanted source types only, oldest first; the same from the no-memory store for its session."""
+    from memory.session_store import SessionMemoryStore
+    DAY0 = dt.datetime(2024, 1, 2, 21, 0, tzinfo=dt.timezone.utc)  # make_item's day 0
+
+    old = make_item("Acme wins a large defence contract", days=0)
+    mid = make_item("Acme recalls brake assemblies", days=2)
+    new = make_item("Acme raises its dividend", days=3)
+    other = make_item("Bolt cuts guidance", ticker="BOLT", days=3)
+    filing = make_item("Acme 10-Q: revenue up 4 %", source=SourceType.FILING_10Q, days=3)
+    later = make_item("Acme chief executive resigns", days=6)
+    store = open_store()
+    for item in (old, mid, new, other, filing):
+        store.add([item], as_of=item.public_at)
+    as_of = DAY0 + dt.timedelta(days=3)
+    got = store.recent(ticker="AAPL", since=DAY0 + dt.timedelta(days=1), as_of=as_of, source_types=[SourceType.NEWS])
+    assert [i.text for i in got] == [mid.text, new.text]
+    everything = store.recent(ticker="AAPL", since=DAY0 - dt.timedelta(days=1), as_of=as_of)
+    assert {i.text for i in everything} == {old.text, mid.text, new.text, filing.text}
+    store.add([later], as_of=later.public_at)
+    assert later.text not in {i.text for i in store.recent(ticker="AAPL", since=DAY0, as_of=as_of)}
+    session = SessionMemoryStore(MemoryConfig())
+    session.add([mid, new], as_of=as_of)
+    session.step_day(as_of)  # a new session: without memory nothing older is known
+    session.add([new], as_of=as_of)
+    assert [i.text for i in session.recent(ticker="AAPL", since=DAY0, as_of=as_of)] == [new.text]

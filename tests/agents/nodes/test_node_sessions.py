@@ -142,3 +142,38 @@ def test_finish_records_pending_orders_as_unfilled(kit):
     assert out["phase"] == Phase.DONE and "test" in out["beliefs"]
     orders = k.deps.journal.ledger(k.data, Account.TEST).orders
     assert orders["status"].tolist() == ["unfilled"]
+
+
+def test_first_decision_judges_the_warm_up_news_and_fits_the_calibrator_on_those_judgements(kit):
+    """The bootstrap: the news analyst judges the last warm-up sessions' news (one scripted choice
+    per item), the judgements wait in the journal under the items' ids, the history examples carry
+    those ids, and the calibrator is fitted on the judged ones in the same reflect step."""
+    tone = {}
+
+    def probs(agent, messages, options):
+        if agent == "news_analyst":  # a "perfect" scripted analyst: the item's headline decides
+            up = "beats" in messages[-1].content or "raises" in messages[-1].content
+            tone[messages[-1].content] = up
+            return {"positive": 0.8 if up else 0.1, "negative": 0.1 if up else 0.8, "neutral": 0.05, "irrelevant": 0.05}
+        return {o: 1.0 / len(options) for o in options}
+
+    k = kit(probs, **{"learning.enabled": True, "episode.bootstrap_judge_sessions": 20})
+    state = k.state()
+    state = state.model_copy(update=make_reward_node(k.deps)(state))
+    examples = k.deps.journal.examples(state.day)
+    assert examples and all(e.item_id for e in examples)
+    out = make_reflect_node(k.deps)(state)
+    assert out["adapter_version"] == state.day
+    view = k.data.view(state.day)
+    window = [n for n in view.news("ACME", since=state.day - 21) if n.id not in {m.id for m in view.news("ACME", since=state.prev_day)}]
+    judged = k.deps.journal.judgement_scores([n.id for n in window], state.day)
+    assert set(judged) == {n.id for n in window} and window
+    assert len([c for c in k.llm.calls if c.agent == "news_analyst"]) == len(window)
+    fit = [r for r in k.traces("reflect") if r.get("adapter_fit")][-1]
+    assert fit["history_judged"] == len(window)
+    usable = [e for e in examples if e.item_id in judged and e.index + 3 <= state.day]
+    assert fit["calibrator_fit"]["n_examples"] == len(usable)
+    # A re-run reflect node (resume after a crash) judges nothing twice.
+    before = len(k.llm.calls)
+    make_reflect_node(k.deps)(state.model_copy(update={"adapter_version": -1}))
+    assert len([c for c in k.llm.calls[before:] if c.agent == "news_analyst"]) == 0

@@ -1,0 +1,92 @@
+"""The default reader and the judgement calibrator on real components: the packaged MiniLM
+embedder, the project's synthetic market and matured momentum labels, no scripted answers.
+
+The reader must find the news' tone from matured labels alone when news moves prices, and its
+out-of-fold gate must stay shut when it does not. The calibrator must trust a perfect analyst and
+ignore one that calls nearly everything "positive"."""
+
+from __future__ import annotations
+
+import bisect
+
+import numpy as np
+import pytest
+
+from agents.adaptation import AdapterHandle
+from agents.analysts import news_text
+from agents.learning.adapter import RewardAdapter, TrainingExample
+from agents.learning.config import LearningConfig
+from agents.learning.features import EmbeddingFeaturizer
+from env.config import SyntheticConfig
+from env.sources import load_market
+from memory import MemoryConfig, make_embedding_function
+from memory.factory import embedding_model_id
+
+WARMUP = 150
+
+
+@pytest.fixture(scope="module")
+def featurizer():
+    config = MemoryConfig()
+    return EmbeddingFeaturizer(make_embedding_function(config), embedding_model_id(config))
+
+
+def labelled_news(tmp_path_factory, signal: float, seed: int = 101):
+    """(session, text, 1+3-session momentum label, true tone, item id) per news item, in time order."""
+    data = load_market(
+        SyntheticConfig(tickers=["ACME"], start="2023-01-02", days=240, seed=seed, signal=signal, news_per_day=2.5),
+        tmp_path_factory.mktemp("market"),
+    )
+    view = data.view(len(data.dates) - 1)
+    closes = view.series("ACME", "close")
+    rows = []
+    for n in view.news("ACME"):
+        s = bisect.bisect_left(data.closes_utc, n.public_at)
+        if s + 3 < len(closes):
+            label = ((closes[s + 1] - closes[s]) + (closes[s + 3] - closes[s])) / closes[s]
+            rows.append((s, news_text(n, 220), float(label), data.truth.item_sentiment.get(n.id, 0.0), n.id))
+    return rows
+
+
+def test_the_embedding_reader_learns_tone_from_matured_labels_and_stays_shut_on_noise(featurizer, tmp_path_factory):
+    for signal in (0.8, 0.0):
+        rows = labelled_news(tmp_path_factory, signal)
+        train = [r for r in rows if r[0] + 3 <= WARMUP]  # what has matured by the first decision
+        later = [r for r in rows if r[0] >= WARMUP + 30 and r[3] != 0]
+        adapter = RewardAdapter(LearningConfig(), featurizer)
+        report = adapter.fit([TrainingExample(text=r[1], outcome=r[2]) for r in train])
+        p = adapter.predict_proba([r[1] for r in later])
+        tone = np.array([r[3] for r in later])
+        if signal:
+            assert report.shrink > 0, report.reason
+            assert np.corrcoef(p, tone)[0, 1] > 0.5  # true tone, which the reader never saw
+            assert (((p - adapter.base_rate) > 0) == (tone > 0)).mean() > 0.75
+        else:
+            assert report.shrink == 0.0, report.reason
+            np.testing.assert_array_equal(p, np.full(len(later), adapter.base_rate))
+
+
+def test_the_judgement_calibrator_trusts_a_perfect_analyst_and_ignores_a_constant_one(featurizer, tmp_path_factory):
+    rows = labelled_news(tmp_path_factory, 0.8)
+    examples = [{"text": r[1], "outcome": r[2], "item_id": r[4]} for r in rows]
+    rng = np.random.default_rng(0)
+    analysts = {
+        "perfect": {r[4]: 0.87 * float(np.sign(r[3])) for r in rows},
+        "always positive": {r[4]: 0.8 + 0.02 * float(rng.standard_normal()) for r in rows},
+    }
+    for name, scores in analysts.items():
+        handle = AdapterHandle(LearningConfig(), tmp_path_factory.mktemp(name.replace(" ", "-")), lambda: featurizer)
+        _, calibration = handle.fit(examples, version=1, scores=scores)
+        assert calibration is not None and calibration["n_examples"] == sum(1 for e in examples if e["outcome"] != 0)
+        up, down, missing = handle.judged_logits([0.87, -0.87, None])
+        assert missing == 0.0
+        if name == "perfect":
+            assert calibration["shrink"] > 0, calibration["reason"]
+            assert up > 0 > down
+        else:
+            assert calibration["shrink"] == 0.0, calibration["reason"]
+            assert up == down == 0.0
+        # A reloaded handle (a resumed run) gives the same calibrated answers.
+        again = AdapterHandle(LearningConfig(), handle.dir.parent, lambda: featurizer)
+        again.ensure(1)
+        assert again.judged_logits([0.87, -0.87]) == pytest.approx([up, down])
