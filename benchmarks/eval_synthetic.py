@@ -85,7 +85,39 @@ def run_job(scenario: str, runs: str, seed: int, signal: float, arm: str, extra:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     fills = max(0, len((run_dir / "fills.csv").read_text().strip().splitlines()) - 1)
     return {"seed": seed, "signal": signal, "arm": arm, "run_id": config.run_id(), **_summary(metrics, fills),
-            "seconds": time.perf_counter() - started}
+            **reading(run_dir, load_data(config)), "seconds": time.perf_counter() - started}
+
+
+def reading(run_dir: Path, data: Any) -> dict[str, float | None]:
+    """Evaluation only: how well the run read its test-period news, against each item's true tone.
+
+    ``analyst_accuracy``: the side of the news analyst's call, P(pos) - P(neg) against the median of
+    its calls in the run (a model that calls everything "positive" is read by its deviations);
+    ``reader_accuracy``: the side of the reward-trained reader, P(up) against its base rate, on the
+    items where its gate was open (``reader_coverage`` of them). Non-neutral items only."""
+    from agents.trace import read_traces
+
+    truth = data.truth.item_sentiment if data.truth is not None else {}
+    items = [i for r in read_traces(run_dir) if r["node"] == "news_analyst" and r.get("phase") == "test" for i in r.get("items", [])]
+    items = [i for i in items if truth.get(i["item_id"], 0.0) != 0.0]
+    if not items:
+        return {"analyst_accuracy": None, "reader_accuracy": None, "reader_coverage": 0.0}
+    scores = [i["probs"]["positive"] - i["probs"]["negative"] for i in items]
+    mid = sorted(scores)[len(scores) // 2]
+    analyst = sum((s > mid) == (truth[i["item_id"]] > 0) for s, i in zip(scores, items)) / len(items)
+    base = {}
+    for r in read_traces(run_dir):
+        if r["node"] == "direction" and r.get("phase") == "test":
+            base[r["day"]] = r["components"]["base_rate"]
+    read = []
+    for r in read_traces(run_dir):
+        if r["node"] == "news_analyst" and r.get("phase") == "test" and r["day"] in base:
+            for i in r.get("items", []):
+                p = i.get("adapter_p_up")
+                if p is not None and truth.get(i["item_id"], 0.0) != 0.0 and abs(p - base[r["day"]]) > 1e-9:
+                    read.append((p > base[r["day"]]) == (truth[i["item_id"]] > 0))
+    return {"analyst_accuracy": analyst, "reader_accuracy": (sum(read) / len(read)) if read else None,
+            "reader_coverage": len(read) / len(items)}
 
 
 def references(scenario: str, runs: str, seed: int, signal: float, extra: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -142,12 +174,18 @@ def readme_tables(result: dict[str, Any]) -> str:
                 f"| {signal} | {name} | {s['seeds']} | {s['mean_sharpe']:+.2f} | {s['mean_gap']:+.2f} [{s['lo']:+.2f}, {s['hi']:+.2f}] "
                 f"| {s['p_wilcoxon']:.3f} | {int(s['wins'])}/{s['seeds']} | {share} |"
             )
-    lines += ["", "| news signal | seed | " + " | ".join(f"{n} Sharpe" for n in [*ARMS, *REFERENCES]) + " | agent return | agent fills |",
-              "|---|---|" + "---|" * (len(ARMS) + len(REFERENCES) + 2)]
+    lines += ["", "| news signal | seed | " + " | ".join(f"{n} Sharpe" for n in [*ARMS, *REFERENCES])
+              + " | agent return | agent fills | agent exposure | analyst side accuracy | reader side accuracy (coverage) |",
+              "|---|---|" + "---|" * (len(ARMS) + len(REFERENCES) + 5)]
+
+    def pct(value: Any) -> str:
+        return "—" if value is None else f"{value:.2f}"
+
     for r in sorted(result["rows"], key=lambda r: (-r["signal"], r["seed"])):
         cells = [f"{r['sharpe'][n]:+.2f}" if n in r["sharpe"] else "—" for n in [*ARMS, *REFERENCES]]
         agent = r.get("detail", {}).get("agent")
-        tail = f" | {agent['return']:+.2%} | {agent['fills']} |" if agent else " | — | — |"
+        tail = (f" | {agent['return']:+.2%} | {agent['fills']} | {agent['exposure']:.2f} | {pct(agent.get('analyst_accuracy'))} | "
+                f"{pct(agent.get('reader_accuracy'))} ({agent.get('reader_coverage', 0):.0%}) |") if agent else " | — | — | — | — | — |"
         lines.append(f"| {r['signal']:g} | {r['seed']} | " + " | ".join(cells) + tail)
     return "\n".join(lines)
 
