@@ -110,13 +110,6 @@ class AdapterHandle:
     def calibrator_report(self) -> dict[str, Any] | None:
         return self._calibrator.report if self._calibrator is not None else None
 
-    def reference_rate(self) -> float:
-        """The reader's own mean answer on its training texts (``RewardAdapter.reference_rate``): the
-        news signal reads each prediction's deviation from it. 0.5 before any fit."""
-        if self._adapter is None or self._adapter.report is None:
-            return 0.5
-        return self._adapter.reference_rate
-
     def base_rate(self) -> float:
         """The adapter's own P(up) without text: the reference its predictions deviate from.
 

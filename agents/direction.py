@@ -115,7 +115,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
             evidence += [(item, 0.0) for item in recent if item.id not in seen]
             adapter_p = deps.adapter.predict([item.text for item in recent])
             judged = deps.adapter.judged_logits([item.impact_score for item in recent])
-            base = deps.adapter.reference_rate()  # the reader's typical answer: deviations are read against it
+            base = deps.adapter.base_rate()  # what the reader says without text: deviations are read against it
             evidence_logits, weights = [], []
             for item, p_ad, j_dev in zip(recent, adapter_p, judged, strict=True):
                 age_days = max(0.0, (view.decision_time - item.public_at).total_seconds() / 86400.0)
@@ -167,7 +167,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
             top = max(text_items, key=lambda t: t[1], default=None)
             rationale = (
                 f"{action.value} ({probs[action.value]:.2f}): news signal P(up)={p_up:.2f} from {len(weights)} "
-                f"memories (reader reference rate {base:.2f}); LLM buy/sell/hold "
+                f"memories (adapter base rate {base:.2f}); LLM buy/sell/hold "
                 f"{res.probs.get('buy', 0):.2f}/{res.probs.get('sell', 0):.2f}/{res.probs.get('hold', 0):.2f}"
                 + (f"; trend bullish {trend_probs.get('bullish', 0):.2f} vs bearish {trend_probs.get('bearish', 0):.2f}" if trend_probs else "")
                 + (f"; top memory: {top[0].text.splitlines()[0][:90]!r}" if top else "")
@@ -182,7 +182,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
             )
             components = {
                 "llm": res.probs, "llm_centred": llm_centred, "news_p_up": p_up, "trend": trend_probs,
-                "trend_tilt_centred": tilt, "base_rate": deps.adapter.base_rate(), "reference_rate": base, "news_items": len(recent),
+                "trend_tilt_centred": tilt, "base_rate": base, "news_items": len(recent),
                 "news_evidence": [
                     {"id": item.id, "text": item.text.splitlines()[0][:100], "weight": w, "logit": e}
                     for item, w, e in zip(recent, weights, evidence_logits, strict=True)

@@ -93,7 +93,7 @@ def reading(run_dir: Path, data: Any) -> dict[str, float | None]:
 
     ``analyst_accuracy``: the side of the news analyst's call, P(pos) - P(neg) against the median of
     its calls in the run (a model that calls everything "positive" is read by its deviations);
-    ``reader_accuracy``: the side of the reward-trained reader, P(up) against its reference rate, on the
+    ``reader_accuracy``: the side of the reward-trained reader, P(up) against its base rate, on the
     items where its gate was open (``reader_coverage`` of them). Non-neutral items only."""
     from agents.trace import read_traces
 
@@ -108,7 +108,7 @@ def reading(run_dir: Path, data: Any) -> dict[str, float | None]:
     base = {}
     for r in read_traces(run_dir):
         if r["node"] == "direction" and r.get("phase") == "test":
-            base[r["day"]] = r["components"].get("reference_rate", r["components"]["base_rate"])
+            base[r["day"]] = r["components"]["base_rate"]
     read = []
     for r in read_traces(run_dir):
         if r["node"] == "news_analyst" and r.get("phase") == "test" and r["day"] in base:

@@ -205,7 +205,6 @@ class RewardAdapter:
         self.featurizer = featurizer
         self._model: _Model | None = None
         self._base_rate = 0.5
-        self._reference = 0.0
         self._shrink = 0.0
         self._report: FitReport | None = None
 
@@ -215,14 +214,6 @@ class RewardAdapter:
     def base_rate(self) -> float:
         """P(up) without looking at the text (0.5 before any fit)."""
         return self._base_rate
-
-    @property
-    def reference_rate(self) -> float:
-        """The mean P(up), in log-odds, the fitted head gives its own training texts: the point a
-        prediction's deviation is read from (the base rate while it shows no skill). Unlike the
-        magnitude-weighted base rate it has no offset against the head's typical answer, so a
-        neutral text reads as no evidence."""
-        return float(_sigmoid(np.float64(self._reference)))
 
     @property
     def skill(self) -> float:
@@ -265,7 +256,6 @@ class RewardAdapter:
         w = weights[keep]
         n = len(texts)
         self._base_rate = _base_rate(y, w) if n else 0.5
-        self._reference = float(_logit(self._base_rate))
         self._model = None
         self._shrink = 0.0
 
@@ -302,8 +292,6 @@ class RewardAdapter:
         scale, gain, z = self._calibrate(p_raw, base, yv, wv)
         ramp = self._ramp(z)
         self._shrink = scale * ramp
-        if self._shrink > 0:  # what the head says about a typical text of its training set (batch calibration)
-            self._reference = float(np.mean(_logit(_shrunk(self._forward(model, inputs), self._base_rate, self._shrink))))
         majority = (base >= 0.5).astype(np.float64)
         if self._shrink == 0.0:
             reason = (
@@ -353,7 +341,6 @@ class RewardAdapter:
             "report": self._report.model_dump_json() if self._report else "",
             "base_rate": self._base_rate,
             "shrink": self._shrink,
-            "reference": self._reference,
             "model_id": self.featurizer.model_id if self.featurizer else "",
             "weights": self._model.state_dict() if self._model is not None else {},
         }
@@ -376,7 +363,6 @@ class RewardAdapter:
         adapter = cls(config, featurizer)
         adapter._base_rate = float(state["base_rate"])
         adapter._shrink = float(state["shrink"])
-        adapter._reference = float(state.get("reference", _logit(adapter._base_rate)))
         adapter._report = FitReport.model_validate_json(state["report"]) if state["report"] else None
         if state["weights"]:
             if featurizer is None or featurizer.model_id != state["model_id"]:

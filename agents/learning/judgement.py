@@ -15,8 +15,7 @@ up, and decides, from the run's own matured labels, how much of it to believe:
 3. **Gate.** ``shrink = clip((t - evidence_min) / (evidence_full - evidence_min), 0, 1)``; a
    negative slope, or t below ``evidence_min``, gives 0: the calls count for nothing.
 
-``deviation(score)`` is ``shrink * (logit P(up | score) - mean logit P(up | training scores))``:
-the analyst's typical call is no evidence, only its deviation from it; exactly 0 without skill.
+``deviation(score)`` is ``shrink * (logit P(up | score) - logit P(up))``: exactly 0 without skill.
 """
 
 from __future__ import annotations
@@ -72,16 +71,14 @@ class JudgementCalibrator:
         y = (o > 0).astype(float)
         a, b = _logistic(x, y, w, self.ridge)
         base = float((w * y).sum() + 1.0) / float(w.sum() + 2.0)
-        # The reference is the model's mean log-odds over the scores it saw: an analyst's typical call
-        # is no evidence, only its deviation is (batch calibration).
-        self.intercept, self.slope, self.base_logit = a, b, float(np.mean(a + b * x))
+        self.intercept, self.slope, self.base_logit = a, b, math.log(base / (1 - base))
         ramp = 0.0 if t < self.evidence_min or b <= 0 else min(1.0, (t - self.evidence_min) / max(1e-12, self.evidence_full - self.evidence_min)) if self.evidence_full > self.evidence_min else 1.0
         self.shrink = float(ramp)
         verdict = "skill" if ramp >= 1 else "partial skill" if ramp > 0 else "no skill"
         return done(f"{verdict}: corr(score, outcome) {r:+.3f}, t = {t:.2f} over {n} items; scale {ramp:.2f}", corr=r, t=t, base_rate=base)
 
     def deviation(self, scores: Sequence[float | None]) -> list[float]:
-        """Per score, ``shrink * (logit P(up | score) - the mean logit of the training scores)`` (0 for None or without skill)."""
+        """Per score, ``shrink * (logit P(up | score) - logit P(up))`` (0 for None or without skill)."""
         return [0.0 if s is None or self.shrink == 0.0 else self.shrink * (self.intercept + self.slope * float(s) - self.base_logit) for s in scores]
 
     def save(self, path: Path) -> None:
