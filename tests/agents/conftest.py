@@ -25,7 +25,8 @@ def tiny_scenario(tmp_path: Path, **overrides: Any) -> ScenarioConfig:
         "cache_dir": str(REPO / ".cache" / "tradegraph"),
         "data": {"kind": "synthetic", "tickers": ["ACME"], "days": 45, "seed": 3, "signal": 0.8, "news_per_day": 1.5},
         "llm": {"backends": {"local": {"kind": "local", "threads": 2}}, "cache": {"mode": "auto"}},
-        "episode": {"warmup_days": 30, "train_days": 6, "test_days": 4, "refit_every_days": 5, "reflect_every_days": 3},
+        "episode": {"warmup_days": 30, "train_days": 6, "test_days": 4, "refit_every_days": 5, "reflect_every_days": 3,
+                    "bootstrap_judge_sessions": 0},  # the bootstrap judging has its own node test
         "learning": {"min_examples": 4},
     }
     return parse_scenario(apply_overrides(raw, overrides), "tiny scenario")

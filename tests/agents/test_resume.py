@@ -31,7 +31,8 @@ def _scenario_file(tmp_path: Path, runs: Path) -> Path:
         "cache_dir": str(REPO / ".cache" / "tradegraph"),
         "data": {"kind": "synthetic", "tickers": ["ACME"], "days": 52, "seed": 5, "signal": 0.8, "news_per_day": 1.5},
         "llm": {"backends": {"local": {"kind": "local", "threads": 2}}, "cache": {"mode": "auto"}},
-        "episode": {"warmup_days": 30, "train_days": 8, "test_days": 6, "refit_every_days": 4, "reflect_every_days": 3},
+        "episode": {"warmup_days": 30, "train_days": 8, "test_days": 6, "refit_every_days": 4, "reflect_every_days": 3,
+                    "bootstrap_judge_sessions": 0},
         "learning": {"min_examples": 4},
     }
     path = tmp_path / f"scenario-{runs.name}.yaml"

@@ -28,7 +28,7 @@ def _write(tmp_path: Path, sweep: dict, scenario: dict | None = None) -> Path:
     scenario = scenario or {
         "name": "sw", "seed": 1, "cache_dir": str(REPO / ".cache" / "tradegraph"),
         "data": {"kind": "synthetic", "tickers": ["ACME"], "days": 60, "seed": 1, "signal": 0.8, "news_per_day": 1.0},
-        "episode": {"warmup_days": 30, "train_days": 5, "test_days": 20},
+        "episode": {"warmup_days": 30, "train_days": 5, "test_days": 20, "bootstrap_judge_sessions": 0},
     }
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(scenario))
     path = tmp_path / "sweep.yaml"
