@@ -117,9 +117,9 @@ def judge_history(deps: Deps, state: RunState, sessions: int) -> dict:
     cfg = deps.config.analysts
     judged, calls, started = 0, 0, time.perf_counter()
     for ticker in view.tickers:
-        units = [u for u in news_units(view, ticker, since, cfg.max_item_chars) if u.public_at < view.decision_time]
-        # Today's items are the news analyst's own business this session.
-        units = [u for u in units if u.item_id not in {n.id for n in view.news(ticker, since=state.prev_day)}]
+        # Today's items are the news analyst's own business this session; items judged already are skipped.
+        today = {n.id for n in view.news(ticker, since=state.prev_day)}
+        units = [u for u in news_units(view, ticker, since, cfg.max_item_chars) if u.public_at < view.decision_time and u.item_id not in today]
         known = deps.journal.judgement_scores([u.item_id for u in units], state.day)
         units = [u for u in units if u.item_id not in known]
         if not units:
