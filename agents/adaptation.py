@@ -22,6 +22,7 @@ from typing import Any
 from agents.learning.adapter import FitReport, RewardAdapter, TrainingExample
 from agents.learning.config import LearningConfig
 from agents.learning.judgement import JudgementCalibrator
+from agents.learning.window import NewsWindowModel
 
 
 class AdapterHandle:
@@ -39,6 +40,7 @@ class AdapterHandle:
         self._featurizer: Any = None
         self._adapter: RewardAdapter | None = None
         self._calibrator: JudgementCalibrator | None = None
+        self._window: NewsWindowModel | None = None
         self.version = -1
         self._lock = threading.Lock()  # parallel analyst nodes share the handle
 
@@ -53,6 +55,14 @@ class AdapterHandle:
     def calibrator_path(self, version: int) -> Path:
         return self.dir / f"j{version:05d}.json"
 
+    def window_path(self, version: int) -> Path:
+        return self.dir / f"w{version:05d}.json"
+
+    def _new_window(self) -> NewsWindowModel:
+        c = self.config
+        return NewsWindowModel(sessions=c.window_sessions, ridge=c.window_ridge, evidence_min=c.evidence_min,
+                               evidence_full=c.evidence_full, min_rows=c.window_min_rows)
+
     def _new_calibrator(self) -> JudgementCalibrator:
         c = self.config
         return JudgementCalibrator(evidence_min=c.evidence_min, evidence_full=c.evidence_full, weight_cap=c.weight_cap,
@@ -64,21 +74,27 @@ class AdapterHandle:
             if version == self.version:
                 return
             if version < 0:
-                self._adapter, self._calibrator, self.version = None, None, -1
+                self._adapter, self._calibrator, self._window, self.version = None, None, None, -1
                 return
             self._adapter = RewardAdapter.load(self.path(version), self._feat())
-            jpath = self.calibrator_path(version)
+            jpath, wpath = self.calibrator_path(version), self.window_path(version)
             self._calibrator = self._new_calibrator().load(jpath) if jpath.is_file() else None
+            self._window = self._new_window().load(wpath) if wpath.is_file() and self.config.window_sessions else None
             self.version = version
 
     def fit(
         self, examples: Sequence[dict[str, Any]], version: int, scores: Mapping[str, float] | None = None,
-    ) -> tuple[FitReport, dict[str, Any] | None]:
+        window: Callable[[list[float | None]], tuple[Any, Any] | None] | None = None,
+    ) -> tuple[FitReport, dict[str, Any] | None, dict[str, Any] | None]:
         """Refit the reader on ``examples`` and, when ``scores`` (item id -> the analyst's impact
-        score) covers some of them, the judgement calibrator on those; returns both reports."""
+        score) covers some of them, the judgement calibrator on those; then, when ``window`` is given,
+        the news window model on what it returns for the examples' evidence (per example, the
+        reader's out-of-fold deviation plus the calibrator's; None where unknown): (features, up) or
+        None. Returns the three reports (None for a head not fitted)."""
         with self._lock:
             adapter = RewardAdapter(self.config, self._feat())
-            report = adapter.fit([TrainingExample(text=self._transform(e["text"]), outcome=e["outcome"]) for e in examples])
+            fitted = [TrainingExample(text=self._transform(e["text"]), outcome=e["outcome"]) for e in examples]
+            report = adapter.fit(fitted)
             adapter.save(self.path(version))
             judged = [e for e in examples if scores and e.get("item_id") in scores]
             calibrator, jreport = None, None
@@ -86,8 +102,17 @@ class AdapterHandle:
                 calibrator = self._new_calibrator()
                 jreport = calibrator.fit([float(scores[e["item_id"]]) for e in judged], [float(e["outcome"]) for e in judged])
                 calibrator.save(self.calibrator_path(version))
-            self._adapter, self._calibrator, self.version = adapter, calibrator, version
-            return report, jreport
+            model, wreport = None, None
+            if window is not None and self.config.window_sessions:
+                judged_dev = calibrator.deviation([scores.get(e.get("item_id", "")) for e in examples]) if calibrator and scores else [0.0] * len(examples)
+                evidence = [None if r is None else r + j for r, j in zip(adapter.example_deviations(fitted), judged_dev, strict=True)]
+                rows = window(evidence)
+                if rows is not None:
+                    model = self._new_window()
+                    wreport = model.fit(*rows)
+                    model.save(self.window_path(version))
+            self._adapter, self._calibrator, self._window, self.version = adapter, calibrator, model, version
+            return report, jreport, wreport
 
     def fitted(self) -> bool:
         return self._adapter is not None and self._adapter.report is not None and self._adapter.report.trained
@@ -106,6 +131,13 @@ class AdapterHandle:
         if self._calibrator is None:
             return [0.0] * len(scores)
         return self._calibrator.deviation(scores)
+
+    def window_deviation(self, features: Any) -> float | None:
+        """The news window model's gated log-odds deviation for one decision's per-age evidence
+        (``agents.learning.window.window_features``), or None while no window model is trained."""
+        if self._window is None or not self._window.trained:
+            return None
+        return self._window.deviation(features)
 
     def calibrator_report(self) -> dict[str, Any] | None:
         return self._calibrator.report if self._calibrator is not None else None

@@ -3,21 +3,27 @@
 Evidence combined in log space (weights in ``DirectionConfig``):
 - the LLM's calibrated choice over buy/sell/hold, given retrieved memories, the technical view,
   the current position and reflection lessons (the prompt in ``prompts/direction.md``);
-- a news signal: for each retrieved text memory, P(up) from the reward-adapted head (or, before
-  it is fitted, from the analyst's impact score), weighted by relevance and a half-life on age,
-  combined naive-Bayes style: each item's log-odds deviation from the head's own base rate, summed
-  around 0.5 (no evidence = no edge; the drift is the risk agent's business);
+- a news signal from every news item of the ticker in memory from the last few sessions: each
+  item's log-odds deviation from the reward-trained heads' base rates (the reader's on its text
+  plus the judgement calibrator's on the analyst's call; before they are fitted, the analyst's
+  impact score, damped). With a trained news window model (``agents.learning.window``) the
+  deviations are summed per age in sessions and weighed by the weights it learned from matured
+  decisions (exactly 0.5 while its own out-of-fold gate is shut); before that, summed with
+  relevance and a calendar half-life. Always around 0.5 (no evidence = no edge; how often prices
+  rise is the risk agent's business);
 - the market analyst's trend probabilities.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
 import time
 from collections.abc import Callable, Sequence
 
 from agents.deps import Deps
+from agents.learning.window import window_features
 from agents.llm.base import model_calls_of
 from agents.state import Action, AgentName, AnalystKind, DirectionDecision, NodeName, RunState
 from env.broker import Broker
@@ -107,29 +113,36 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
             # news_window_days (today's included: the analysts stored them before this node), each
             # item's evidence its log-odds deviation from the base rates of the two reward-trained
             # heads: the reader (its text) and the judgement calibrator (the analyst's impact call).
-            recent = deps.memory.recent(
-                ticker=ticker, since=view.decision_time - dt.timedelta(days=cfg.news_window_days),
-                as_of=view.decision_time, source_types=[SourceType.NEWS],
-            )
+            window_sessions = deps.config.learning.window_sessions
+            since = view.decision_time - dt.timedelta(days=cfg.news_window_days)
+            if window_sessions:  # the news window model reads the last window_sessions sessions
+                since = min(since, deps.data.closes_utc[max(0, state.day - window_sessions)])
+            recent = deps.memory.recent(ticker=ticker, since=since, as_of=view.decision_time, source_types=[SourceType.NEWS])
             seen = {item.id for item, _ in evidence}
             evidence += [(item, 0.0) for item in recent if item.id not in seen]
             adapter_p = deps.adapter.predict([item.text for item in recent])
             judged = deps.adapter.judged_logits([item.impact_score for item in recent])
             base = deps.adapter.base_rate()  # what the reader says without text: deviations are read against it
-            evidence_logits, weights = [], []
+            evidence_logits, weights, by_session = [], [], []
             for item, p_ad, j_dev in zip(recent, adapter_p, judged, strict=True):
                 age_days = max(0.0, (view.decision_time - item.public_at).total_seconds() / 86400.0)
                 weight = (item.relevance_prob or 0.0) * 0.5 ** (age_days / cfg.news_half_life_days)
+                if age_days > cfg.news_window_days:
+                    weight = 0.0  # read only by the window model
                 if p_ad is not None:  # the reward-trained heads (each exactly 0 while it shows no skill)
                     deviation = _logit(p_ad) - _logit(base) + j_dev
                 else:  # before the heads are trained: the analyst's own impact call, damped
                     deviation = cfg.analyst_evidence_logit * float(item.impact_score or 0.0)
                 evidence_logits.append(deviation)
                 weights.append(weight)
+                by_session.append((bisect.bisect_left(deps.data.closes_utc, item.public_at), deviation))
             text_items = [(item, 0.0) for item in recent]
             # Evidence only, around 0.5: how often prices rise is the risk agent's business (it pairs that
             # with the payoff ratio of the same window); here a base rate below 1/2 would mean "sell" every day.
-            p_up = evidence_signal(evidence_logits, weights, 0.5)
+            # With a trained news window model, its learned weights per age of news replace the half-life sum.
+            window_feats = window_features(by_session, state.day, window_sessions) if window_sessions else None
+            window_dev = deps.adapter.window_deviation(window_feats) if window_feats is not None else None
+            p_up = _sigmoid(window_dev) if window_dev is not None else evidence_signal(evidence_logits, weights, 0.5)
             trend = state.report(AnalystKind.MARKET, ticker)
             trend_probs = trend.trend_probs if trend else None
             weight_now = float(broker_weights.get(ticker, 0.0))
@@ -183,6 +196,8 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
             components = {
                 "llm": res.probs, "llm_centred": llm_centred, "news_p_up": p_up, "trend": trend_probs,
                 "trend_tilt_centred": tilt, "base_rate": base, "news_items": len(recent),
+                "window_features": None if window_feats is None else [float(v) for v in window_feats],
+                "window_logit": window_dev,
                 "news_evidence": [
                     {"id": item.id, "text": item.text.splitlines()[0][:100], "weight": w, "logit": e}
                     for item, w, e in zip(recent, weights, evidence_logits, strict=True)

@@ -63,7 +63,26 @@ def _config(scenario: Path, runs: Path, seed: int, signal: float, arm: str, extr
     return load_scenario(scenario, overrides)
 
 
-def run_job(scenario: str, runs: str, seed: int, signal: float, arm: str, extra: dict[str, Any]) -> dict[str, Any]:
+def warm_cache(run_dir: Path, warm: Path | None) -> str | None:
+    """Before a fresh run: copy the LLM cache of the same (arm, seed, signal) run of an earlier eval
+    under ``warm``, so an ablation that changes only what follows the analysts replays their answers
+    (every cache hit is still an answer the same model gave the same prompt). Returns the source."""
+    import shutil
+
+    target = run_dir / "llm_cache.sqlite"
+    if warm is None or target.exists():
+        return None
+    prefix = run_dir.name.rsplit("-", 1)[0] + "-"
+    sources = sorted(p for p in warm.glob(f"{prefix}*/llm_cache.sqlite") if p.parent.name.rsplit("-", 1)[0] + "-" == prefix)
+    if not sources:
+        return None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(sources[-1], target)
+    return str(sources[-1])
+
+
+def run_job(scenario: str, runs: str, seed: int, signal: float, arm: str, extra: dict[str, Any],
+            warm: str | None = None) -> dict[str, Any]:
     """One (seed, signal, arm): run, resume or read back the run; returns its row."""
     from agents.llm.truth_reader import TruthReader
     from agents.runtime import _has_checkpoint, execute, load_data
@@ -73,6 +92,8 @@ def run_job(scenario: str, runs: str, seed: int, signal: float, arm: str, extra:
     run_dir = Path(runs) / config.run_id()
     started = time.perf_counter()
     if not (run_dir / "metrics.json").exists():
+        if not _has_checkpoint(run_dir / "checkpoints.sqlite"):
+            warm_cache(run_dir, Path(warm) if warm else None)
         data = load_data(config)
         wrap = None
         if arm == "agent_truth":
@@ -104,7 +125,9 @@ def reading(run_dir: Path, data: Any) -> dict[str, float | None]:
         return {"analyst_accuracy": None, "reader_accuracy": None, "reader_coverage": 0.0}
     scores = [i["probs"]["positive"] - i["probs"]["negative"] for i in items]
     mid = sorted(scores)[len(scores) // 2]
-    analyst = sum((s > mid) == (truth[i["item_id"]] > 0) for s, i in zip(scores, items)) / len(items)
+    # Above the median = a "positive" call; a call exactly at the median (ties: a model with few
+    # distinct answers, e.g. the truth reader) is read by its own sign.
+    analyst = sum(((s > mid) or (s == mid and s > 0)) == (truth[i["item_id"]] > 0) for s, i in zip(scores, items)) / len(items)
     base = {}
     for r in read_traces(run_dir):
         if r["node"] == "direction" and r.get("phase") == "test":
@@ -203,6 +226,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="write rows and summary as JSON")
     parser.add_argument("--readme", action="store_true", help="print the README tables")
     parser.add_argument("--from-json", type=Path, help="print the tables of an earlier --out file and exit")
+    parser.add_argument("--warm-cache", type=Path, help="an earlier eval's runs dir: each new run starts from the LLM cache "
+                        "of the same arm, seed and signal there (an ablation downstream of the analysts replays them)")
     args = parser.parse_args()
     if args.from_json:
         print(readme_tables(json.loads(args.from_json.read_text())))
@@ -222,12 +247,13 @@ def main() -> int:
         for seed in seeds:
             refs = references(str(args.scenario), str(args.runs_dir), seed, signal, extra)
             rows[(signal, seed)] = {"signal": signal, "seed": seed, "sharpe": {n: v["sharpe"] for n, v in refs.items()}, "detail": refs}
-    jobs = [(str(args.scenario), str(args.runs_dir), seed, signal, arm, extra) for signal in signals for seed in seeds for arm in arms]
+    warm = str(args.warm_cache) if args.warm_cache else None
+    jobs = [(str(args.scenario), str(args.runs_dir), seed, signal, arm, extra, warm) for signal in signals for seed in seeds for arm in arms]
     failures = []
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
         futures = {pool.submit(run_job, *job): job for job in jobs}
         for future in as_completed(futures):
-            _, _, seed, signal, arm, _ = futures[future]
+            _, _, seed, signal, arm, _, _ = futures[future]
             try:
                 row = future.result()
             except (RuntimeError, OSError, ValueError) as exc:

@@ -64,6 +64,17 @@ class LearningConfig(BaseModel):
     judgement_ridge: float = Field(
         1.0, ge=0, le=1e5, description="L2 penalty on the slope of the judgement calibrator's logistic regression (agents.learning.judgement)."
     )
+    window_sessions: int = Field(
+        5, ge=0, le=30, description="Sessions of a ticker's news the news window model (agents.learning.window) weighs by age: "
+        "it learns from matured decisions how each age of news evidence predicts the next position's return. 0 = off "
+        "(the direction agent sums item evidence with its calendar half-life, the first release's signal).",
+    )
+    window_ridge: float = Field(
+        1.0, ge=0, le=1e5, description="L2 penalty on the news window model's per-age weights.",
+    )
+    window_min_rows: int = Field(
+        40, ge=10, description="Matured decision rows the news window model needs before it is fitted (before that, the per-item signal).",
+    )
     weight_decay: float = Field(
         3000.0,
         ge=0,

@@ -7,9 +7,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from agents.analysts import judge_history
 from agents.deps import Deps
 from agents.journal import Account
+from agents.learning.window import window_features
 from agents.llm.base import CallRecord, model_calls_of
 from agents.memory_items import make_memory_item
 from agents.nodes.common import trace
@@ -57,15 +60,52 @@ def make_reflect_node(deps: Deps) -> Callable[[RunState], dict]:
             usable = [e.model_dump() for e in deps.journal.examples(state.day) if e.index + horizon <= state.day]
             if usable:
                 scores = deps.journal.judgement_scores([e["item_id"] for e in usable], state.day)
-                report, judged = deps.adapter.fit(usable, version=state.day, scores=scores)
+                report, judged, window = deps.adapter.fit(
+                    usable, version=state.day, scores=scores, window=lambda evidence: window_rows(deps, state, usable, evidence),
+                )
                 update["adapter_version"] = state.day
                 trace(deps, state, NodeName.REFLECT, ticker="", seq=1, adapter_fit=report.model_dump(mode="json"),
-                      calibrator_fit=judged, **history,
+                      calibrator_fit=judged, window_fit=window, **history,
                       latency_s=time.perf_counter() - started)
         return update
 
     node.__name__ = NodeName.REFLECT.value
     return node
+
+
+def window_rows(
+    deps: Deps, state: RunState, examples: list[dict[str, Any]], evidence: list[float | None],
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The news window model's training rows, point in time (``agents.learning.window``).
+
+    One row per ticker and past decision session ``t`` whose label has matured by today
+    (``open[t + 2]`` known) and whose window of news evidence is complete: every item in it was
+    released as an example and has an out-of-fold deviation. Features: per age in sessions, the
+    summed evidence of the ticker's items usable at ``t - age``; label: ``open[t + 2] / open[t + 1] - 1``,
+    the return of the position that decision set."""
+    sessions = deps.config.learning.window_sessions
+    view = deps.data.view(state.day)
+    ticker_of = {n.id: n.ticker for n in view.news()}
+    known = [(ticker_of.get(e["item_id"]), int(e["index"]), ev) for e, ev in zip(examples, evidence, strict=True)]
+    known = [(t, s, ev) for t, s, ev in known if t is not None]
+    if not known:
+        return None
+    unknown = [s for _, s, ev in known if ev is None]
+    first = (max(unknown) + sessions) if unknown else min(s for _, s, _ in known)
+    last = min(max(s for _, s, _ in known), state.day - 2)
+    by_ticker: dict[str, list[tuple[int, float]]] = {}
+    for t, s, ev in known:
+        if ev is not None:
+            by_ticker.setdefault(t, []).append((s, ev))
+    opens = {ticker: view.series(ticker, "open") for ticker in view.tickers}
+    features, returns = [], []
+    for day in range(max(first, 0), last + 1):
+        for ticker in view.tickers:
+            features.append(window_features(by_ticker.get(ticker, []), day, sessions))
+            returns.append(float(opens[ticker][day + 2] / opens[ticker][day + 1] - 1.0))
+    if not features:
+        return None
+    return np.array(features), np.array(returns)
 
 
 def _by_ticker(rows: list[MaturedPart]) -> dict[str, list[MaturedPart]]:

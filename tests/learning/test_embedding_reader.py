@@ -76,7 +76,7 @@ def test_the_judgement_calibrator_trusts_a_perfect_analyst_and_ignores_a_constan
     }
     for name, scores in analysts.items():
         handle = AdapterHandle(LearningConfig(), tmp_path_factory.mktemp(name.replace(" ", "-")), lambda: featurizer)
-        _, calibration = handle.fit(examples, version=1, scores=scores)
+        _, calibration, _ = handle.fit(examples, version=1, scores=scores)
         assert calibration is not None and calibration["n_examples"] == sum(1 for e in examples if e["outcome"] != 0)
         up, down, missing = handle.judged_logits([0.87, -0.87, None])
         assert missing == 0.0
@@ -90,3 +90,48 @@ def test_the_judgement_calibrator_trusts_a_perfect_analyst_and_ignores_a_constan
         again = AdapterHandle(LearningConfig(), handle.dir.parent, lambda: featurizer)
         again.ensure(1)
         assert again.judged_logits([0.87, -0.87]) == pytest.approx([up, down])
+
+
+def test_the_news_window_model_learns_how_news_adds_up_and_stays_shut_on_noise(featurizer, tmp_path_factory):
+    """The reader's out-of-fold evidence, summed by age in sessions and fitted to the next position's
+    return on the real synthetic market (through the reflect node's own row builder): its gate opens
+    on informative news and its test-period signal follows the true news drift; on noise it stays shut."""
+    from types import SimpleNamespace
+
+    from agents.learning.window import window_features
+    from agents.nodes.reflect import window_rows
+
+    for signal in (0.8, 0.0):
+        data = load_market(
+            SyntheticConfig(tickers=["ACME"], start="2023-01-02", days=240, seed=101, signal=signal, news_per_day=2.5),
+            tmp_path_factory.mktemp("window-market"),
+        )
+        rows = labelled_news(tmp_path_factory, signal)
+        examples = [{"text": r[1], "outcome": r[2], "index": r[0], "item_id": r[4]} for r in rows if r[0] + 3 <= WARMUP]
+        config = LearningConfig()
+        deps = SimpleNamespace(config=SimpleNamespace(learning=config), data=data)
+        handle = AdapterHandle(config, tmp_path_factory.mktemp("window"), lambda: featurizer)
+        report, _, window = handle.fit(examples, version=WARMUP, window=lambda ev: window_rows(deps, SimpleNamespace(day=WARMUP), examples, ev))
+        assert window is not None and window["n_rows"] > 100, window
+        later = [r for r in rows if WARMUP + 5 <= r[0] < 235]
+        p = handle.predict([r[1] for r in later])
+        base = handle.base_rate()
+        dev = [0.0 if q is None else float(np.log(q / (1 - q)) - np.log(base / (1 - base))) for q in p]
+        signal_by_day, drift_by_day = [], []
+        for day in range(WARMUP + 10, 235):
+            feats = window_features([(r[0], d) for r, d in zip(later, dev, strict=True)], day, config.window_sessions)
+            signal_by_day.append(handle.window_deviation(feats))
+            drift_by_day.append(sum(r[3] for r in later if day - 2 <= r[0] <= day))
+        if signal:
+            assert report.shrink > 0 and window["shrink"] == 1.0, window["reason"]
+            assert np.corrcoef(signal_by_day, drift_by_day)[0, 1] > 0.5, window["reason"]
+        else:
+            # Shut: either the reader's gate already zeroed every item's evidence (nothing to fit) or
+            # the window model's own gate is shut; either way no news deviation reaches the direction.
+            assert window["shrink"] == 0.0, window["reason"]
+            assert set(signal_by_day) <= {None, 0.0} and all(d == 0.0 for d in dev)
+        # A resumed run reloads the same window model.
+        again = AdapterHandle(config, handle.dir.parent, lambda: featurizer)
+        again.ensure(WARMUP)
+        probe = np.ones(2 * config.window_sessions)
+        assert again.window_deviation(probe) == handle.window_deviation(probe)
