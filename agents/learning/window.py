@@ -5,9 +5,7 @@ The reader and the judgement calibrator give each news item a log-odds deviation
 evidence that the ticker's price rises after it). How those add up over a window, and how fast an
 item's news is priced in, is a property of the market, not of the text, so it is learned too:
 for a decision at the close of session ``t``, feature ``b`` is the sum of ``e_i`` over the ticker's
-items that became usable at session ``t - b`` (``b = 0 .. sessions - 1``), and feature
-``sessions + b`` their count (so a reader that reads, say, every routine item as slightly negative
-has that offset learned away instead of summed into a sell signal). The label is whether
+items that became usable at session ``t - b`` (``b = 0 .. sessions - 1``), and the label is whether
 the position set at that decision (filled at the next open, held to the open after) gained:
 ``open[t + 2] > open[t + 1]``. A ridge logistic regression on the matured rows weighs each age.
 
@@ -67,14 +65,12 @@ def ridge_logistic(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[float, n
 
 
 def window_features(sessions_and_evidence: Sequence[tuple[int, float]], decision_session: int, sessions: int) -> np.ndarray:
-    """Per age ``b`` in sessions (0 = usable at the decision's own session), the summed evidence,
-    then per age the number of items (``2 * sessions`` values)."""
-    out = np.zeros(2 * sessions)
+    """Per age ``b`` in sessions (0 = usable at the decision's own session), the summed evidence."""
+    out = np.zeros(sessions)
     for s, e in sessions_and_evidence:
         age = decision_session - s
         if 0 <= age < sessions:
             out[age] += e
-            out[sessions + age] += 1.0
     return out
 
 
@@ -87,7 +83,7 @@ class NewsWindowModel:
         self.evidence_min, self.evidence_full = evidence_min, evidence_full
         self.folds, self.min_rows = folds, min_rows
         self.intercept = 0.0
-        self.weights = np.zeros(2 * sessions)
+        self.weights = np.zeros(sessions)
         self.shrink = 0.0
         self.report: dict[str, Any] = {"trained": False, "reason": "not fitted", "n_rows": 0, "shrink": 0.0}
 
@@ -98,7 +94,7 @@ class NewsWindowModel:
     def fit(self, features: np.ndarray, returns: np.ndarray) -> dict[str, Any]:
         """``features``: (rows, sessions) in time order; ``returns``: the next position's return per row."""
         x, r = np.asarray(features, dtype=float), np.asarray(returns, dtype=float)
-        dim = 2 * self.sessions
+        dim = self.sessions
         if x.ndim != 2 or x.shape[1] != dim or len(x) != len(r) or not (np.isfinite(x).all() and np.isfinite(r).all()):
             raise DataError(f"news window model: features {x.shape} and returns {r.shape}; expected (rows, {dim}), finite")
         n = len(r)
@@ -115,7 +111,7 @@ class NewsWindowModel:
 
         if n < self.min_rows:
             return done(f"too few matured decision rows: {n} < {self.min_rows}; the per-item signal is used", False)
-        if y.min() == y.max() or np.abs(x[:, : self.sessions]).max() < 1e-12:
+        if y.min() == y.max() or np.abs(x).max() < 1e-12:
             return done(f"nothing to learn from {n} rows (one-sided labels or no evidence); the per-item signal is used", False)
         # Time-ordered expanding-window validation: fold k trains on every row before it.
         chunks = np.array_split(np.arange(n), self.folds + 1)
@@ -147,8 +143,7 @@ class NewsWindowModel:
         verdict = "skill" if ramp >= 1 else "partial skill" if ramp > 0 else "no skill"
         return done(
             f"{verdict}: out-of-fold corr(logit, return) {corr:+.3f}, t = {z:.2f} on {m} of {n} rows; scale {ramp:.2f}; "
-            f"weights by age {', '.join(f'{v:+.2f}' for v in b[: self.sessions])}, "
-            f"per item {', '.join(f'{v:+.2f}' for v in b[self.sessions :])}",
+            f"weights by age {', '.join(f'{v:+.2f}' for v in b)}",
             True, evidence=z, oof_corr=corr, oof_rows=int(m), oof_logloss_gain=float(gain.mean()),
             up_share=float(y.mean()),
         )

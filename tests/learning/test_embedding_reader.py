@@ -133,5 +133,5 @@ def test_the_news_window_model_learns_how_news_adds_up_and_stays_shut_on_noise(f
         # A resumed run reloads the same window model.
         again = AdapterHandle(config, handle.dir.parent, lambda: featurizer)
         again.ensure(WARMUP)
-        probe = np.ones(2 * config.window_sessions)
+        probe = np.ones(config.window_sessions)
         assert again.window_deviation(probe) == handle.window_deviation(probe)
