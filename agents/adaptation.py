@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from agents.learning.adapter import FitReport, RewardAdapter, TrainingExample
 from agents.learning.config import LearningConfig
 from agents.learning.judgement import JudgementCalibrator
@@ -61,7 +63,7 @@ class AdapterHandle:
     def _new_window(self) -> NewsWindowModel:
         c = self.config
         return NewsWindowModel(sessions=c.window_sessions, ridge=c.window_ridge, evidence_min=c.evidence_min,
-                               evidence_full=c.evidence_full, min_rows=c.window_min_rows)
+                               evidence_full=c.evidence_full, folds=c.window_folds, min_rows=c.window_min_rows)
 
     def _new_calibrator(self) -> JudgementCalibrator:
         c = self.config
@@ -84,17 +86,16 @@ class AdapterHandle:
 
     def fit(
         self, examples: Sequence[dict[str, Any]], version: int, scores: Mapping[str, float] | None = None,
-        window: Callable[[list[float | None]], tuple[Any, Any] | None] | None = None,
+        window: Callable[[], tuple[list[list[tuple[int, int]]], list[float]] | None] | None = None,
     ) -> tuple[FitReport, dict[str, Any] | None, dict[str, Any] | None]:
         """Refit the reader on ``examples`` and, when ``scores`` (item id -> the analyst's impact
-        score) covers some of them, the judgement calibrator on those; then, when ``window`` is given,
-        the news window model on what it returns for the examples' evidence (per example, the
-        reader's out-of-fold deviation plus the calibrator's; None where unknown): (features, up) or
-        None. Returns the three reports (None for a head not fitted)."""
+        score) covers some of them, the judgement calibrator on those; then, when ``window`` is
+        given, the news window model on the rows it returns: per past decision the (position in
+        ``examples``, age in sessions) of the items then in the window, and the return that decision
+        earned (or None: no rows). Returns the three reports (None for a head not fitted)."""
         with self._lock:
             adapter = RewardAdapter(self.config, self._feat())
-            fitted = [TrainingExample(text=self._transform(e["text"]), outcome=e["outcome"]) for e in examples]
-            report = adapter.fit(fitted)
+            report = adapter.fit([TrainingExample(text=self._transform(e["text"]), outcome=e["outcome"]) for e in examples])
             adapter.save(self.path(version))
             judged = [e for e in examples if scores and e.get("item_id") in scores]
             calibrator, jreport = None, None
@@ -103,14 +104,18 @@ class AdapterHandle:
                 jreport = calibrator.fit([float(scores[e["item_id"]]) for e in judged], [float(e["outcome"]) for e in judged])
                 calibrator.save(self.calibrator_path(version))
             model, wreport = None, None
-            if window is not None and self.config.window_sessions:
-                judged_dev = calibrator.deviation([scores.get(e.get("item_id", "")) for e in examples]) if calibrator and scores else [0.0] * len(examples)
-                evidence = [None if r is None else r + j for r, j in zip(adapter.example_deviations(fitted), judged_dev, strict=True)]
-                rows = window(evidence)
-                if rows is not None:
-                    model = self._new_window()
-                    wreport = model.fit(*rows)
-                    model.save(self.window_path(version))
+            rows = window() if window is not None and self.config.window_sessions else None
+            if rows is not None:
+                members, returns = rows
+                used = sorted({k for row in members for k, _ in row})
+                vectors = dict(zip(used, self._feat().pooled([self._transform(examples[k]["text"]) for k in used]) if used else [], strict=True))
+                model = self._new_window()
+                wreport = model.fit(
+                    [np.array([age for _, age in row], dtype=int) for row in members],
+                    [np.array([vectors[k] for k, _ in row]) if row else np.zeros((0, 0)) for row in members],
+                    returns,
+                )
+                model.save(self.window_path(version))
             self._adapter, self._calibrator, self._window, self.version = adapter, calibrator, model, version
             return report, jreport, wreport
 
@@ -132,12 +137,22 @@ class AdapterHandle:
             return [0.0] * len(scores)
         return self._calibrator.deviation(scores)
 
-    def window_deviation(self, features: Any) -> float | None:
-        """The news window model's gated log-odds deviation for one decision's per-age evidence
-        (``agents.learning.window.window_features``), or None while no window model is trained."""
-        if self._window is None or not self._window.trained:
+    def window_ready(self) -> bool:
+        """A news window model is trained (its own gate may still hold its deviation at 0)."""
+        return self._window is not None and self._window.trained
+
+    def window_sessions(self) -> int:
+        """The window the trained news window model reads (0 without one)."""
+        return self._window.window if self.window_ready() else 0
+
+    def window_deviation(self, ages: Sequence[int], texts: Sequence[str]) -> float | None:
+        """The news window model's gated log-odds deviation for one decision's items (ages in
+        sessions, texts), or None while no window model is trained."""
+        if not self.window_ready():
             return None
-        return self._window.deviation(features)
+        if not texts:
+            return self._window.deviation([], np.zeros((0, len(self._window.mu))))
+        return self._window.deviation(list(ages), self._feat().pooled([self._transform(t) for t in texts]))
 
     def calibrator_report(self) -> dict[str, Any] | None:
         return self._calibrator.report if self._calibrator is not None else None

@@ -6,11 +6,11 @@ Evidence combined in log space (weights in ``DirectionConfig``):
 - a news signal from every news item of the ticker in memory from the last few sessions: each
   item's log-odds deviation from the reward-trained heads' base rates (the reader's on its text
   plus the judgement calibrator's on the analyst's call; before they are fitted, the analyst's
-  impact score, damped). With a trained news window model (``agents.learning.window``) the
-  deviations are summed per age in sessions and weighed by the weights it learned from matured
-  decisions (exactly 0.5 while its own out-of-fold gate is shut); before that, summed with
-  relevance and a calendar half-life. Always around 0.5 (no evidence = no edge; how often prices
-  rise is the risk agent's business);
+  impact score, damped), summed with relevance and a calendar half-life. Once the news window
+  model (``agents.learning.window``) is trained, it replaces the reader's per-item sum: it reads
+  the summed text vectors of the items of its learned window (its deviation exactly 0 while its own
+  out-of-fold gate is shut), and the calibrator's deviations on those items add to it. Always
+  around 0.5 (no evidence = no edge; how often prices rise is the risk agent's business);
 - the market analyst's trend probabilities.
 """
 
@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Sequence
 
 from agents.deps import Deps
-from agents.learning.window import window_features
 from agents.llm.base import model_calls_of
 from agents.state import Action, AgentName, AnalystKind, DirectionDecision, NodeName, RunState
 from env.broker import Broker
@@ -123,7 +122,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
             adapter_p = deps.adapter.predict([item.text for item in recent])
             judged = deps.adapter.judged_logits([item.impact_score for item in recent])
             base = deps.adapter.base_rate()  # what the reader says without text: deviations are read against it
-            evidence_logits, weights, by_session = [], [], []
+            evidence_logits, weights, ages = [], [], []
             for item, p_ad, j_dev in zip(recent, adapter_p, judged, strict=True):
                 age_days = max(0.0, (view.decision_time - item.public_at).total_seconds() / 86400.0)
                 weight = (item.relevance_prob or 0.0) * 0.5 ** (age_days / cfg.news_half_life_days)
@@ -135,13 +134,17 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                     deviation = cfg.analyst_evidence_logit * float(item.impact_score or 0.0)
                 evidence_logits.append(deviation)
                 weights.append(weight)
-                by_session.append((bisect.bisect_left(deps.data.closes_utc, item.public_at), deviation))
+                ages.append(state.day - bisect.bisect_left(deps.data.closes_utc, item.public_at))
             text_items = [(item, 0.0) for item in recent]
             # Evidence only, around 0.5: how often prices rise is the risk agent's business (it pairs that
             # with the payoff ratio of the same window); here a base rate below 1/2 would mean "sell" every day.
-            # With a trained news window model, its learned weights per age of news replace the half-life sum.
-            window_feats = window_features(by_session, state.day, window_sessions) if window_sessions else None
-            window_dev = deps.adapter.window_deviation(window_feats) if window_feats is not None else None
+            # With a trained news window model, it reads the items of its window (text vectors summed)
+            # in place of the reader's per-item sum; the calibrator's evidence on those items adds to it.
+            window_dev, inside = None, []
+            if window_sessions and deps.adapter.window_ready():
+                inside = [k for k, age in enumerate(ages) if 0 <= age < deps.adapter.window_sessions()]
+                window_dev = deps.adapter.window_deviation([ages[k] for k in inside], [recent[k].text for k in inside])
+                window_dev += sum(judged[k] for k in inside)
             p_up = _sigmoid(window_dev) if window_dev is not None else evidence_signal(evidence_logits, weights, 0.5)
             trend = state.report(AnalystKind.MARKET, ticker)
             trend_probs = trend.trend_probs if trend else None
@@ -196,8 +199,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
             components = {
                 "llm": res.probs, "llm_centred": llm_centred, "news_p_up": p_up, "trend": trend_probs,
                 "trend_tilt_centred": tilt, "base_rate": base, "news_items": len(recent),
-                "window_features": None if window_feats is None else [float(v) for v in window_feats],
-                "window_logit": window_dev,
+                "window_logit": window_dev, "window_items": len(inside) if window_dev is not None else None,
                 "news_evidence": [
                     {"id": item.id, "text": item.text.splitlines()[0][:100], "weight": w, "logit": e}
                     for item, w, e in zip(recent, weights, evidence_logits, strict=True)

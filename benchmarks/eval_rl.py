@@ -14,7 +14,7 @@ Seeds are training seeds (and the random baseline's seed); the market of each da
 over seeds with a 95 % percentile-bootstrap CI of that mean (``env.stats.mean_ci``). CVaR is the historical 5 % CVaR of daily returns, as a loss.
 
 Run: ``nice -n 10 .venv/bin/python benchmarks/eval_rl.py [--datasets demo,goog] [--seeds 0,1,2]
-[--timesteps 20000] [--methods ppo,a2c,...] [--agent]``. Models, curves and the LLM cache go under
+[--timesteps 20000] [--methods ppo,a2c,...,flag_trader] [--agent [--agent-seeds 7] [--agent-train-days 30]]``. Models, curves and the LLM cache go under
 ``--runs-dir`` (default runs/eval_rl), so a rerun reuses them and trains nothing.
 """
 
@@ -80,19 +80,29 @@ def classic_rows(data: MarketData, scenario: ScenarioConfig, seeds: list[int], t
     return rows
 
 
-def agent_rows(make: Callable[[dict[str, Any]], ScenarioConfig], seeds: list[int], runs_dir: Path) -> list[dict]:
+def agent_rows(make: Callable[[dict[str, Any]], ScenarioConfig], seeds: list[int], runs_dir: Path,
+               test: tuple[int, int], train_days: int | None = None) -> list[dict]:
     """The tradegraph agent (agents.runtime.execute) once per seed; resumes a run already on disk.
 
     ``make(overrides)`` builds the scenario with the seed set through validation, so every seed the
-    run derives (baselines, local backends) follows it."""
+    run derives (baselines, local backends) follows it. ``train_days`` shortens the agent's
+    training episode (the sessions before it become warm-up history: point-in-time memory and
+    adapter examples, no decisions) so a long market stays affordable on a CPU; the test period
+    ``test`` = (first, last session) must come out identical to every other row's."""
     import pandas as pd
 
-    from agents.runtime import execute
+    from agents.runtime import execute, schedule_for
     from env.errors import ResumeError
 
     out = []
     for seed in seeds:
-        config = make({"seed": seed, "runs_dir": str(runs_dir / "agent")})
+        overrides: dict[str, Any] = {"seed": seed, "runs_dir": str(runs_dir / "agent")}
+        if train_days is not None:
+            overrides.update({"episode.warmup_days": test[0] - train_days, "episode.train_days": train_days})
+        config = make(overrides)
+        sched = schedule_for(config, load_data(config))
+        if (sched.test_start, sched.end_day) != test:
+            raise ValueError(f"the agent's test period {sched.test_start}..{sched.end_day} differs from the table's {test[0]}..{test[1]}")
         try:
             outcome = execute(config, resume=False, progress=False)
         except ResumeError:
@@ -169,7 +179,8 @@ def evaluate_dataset(name: str, make: Callable[[dict[str, Any]], ScenarioConfig]
         notes.append(f"{method}: {time.perf_counter() - t0:.0f} s ({'trained seeds ' + str(trained) if trained else 'all models reused'})")
     rows.update(classic_rows(data, scenario, list(args.seeds), test_start, end))
     if args.agent:
-        rows["tradegraph"] = agent_rows(make, list(args.seeds), runs_dir)
+        rows["tradegraph"] = agent_rows(make, list(args.agent_seeds or args.seeds), runs_dir, (test_start, end),
+                                        args.agent_train_days)
     table = format_table(header, rows)
     return table + "\n" + "\n".join(f"  note: {n}" for n in notes)
 
@@ -185,9 +196,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timesteps", type=int, default=20_000, help="Training steps per seed and method.")
     parser.add_argument("--threads", type=int, default=1, help="torch threads while training.")
     parser.add_argument("--agent", action="store_true", help="Also run the tradegraph agent per seed (slow on CPU).")
+    parser.add_argument("--agent-seeds", default="", help="Comma list of agent seeds (default: --seeds).")
+    parser.add_argument("--agent-train-days", type=int, default=None,
+                        help="Shorten the agent's training episode to this many sessions (earlier ones become warm-up "
+                        "history); the test period stays the table's.")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/eval_rl"), help="Models, curves and the LLM cache.")
     args = parser.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    args.agent_seeds = [int(s) for s in args.agent_seeds.split(",") if s.strip()]
     args.methods = [m for m in args.methods.split(",") if m.strip()]
     unknown = sorted(set(args.methods) - set(RL_STRATEGY_NAMES))
     if unknown:

@@ -207,8 +207,6 @@ class RewardAdapter:
         self._base_rate = 0.5
         self._shrink = 0.0
         self._report: FitReport | None = None
-        self._oof_deviation: dict[int, float] = {}  # set by fit, for example_deviations (not saved)
-        self._fitted_positions: set[int] = set()
 
     # -- public state ------------------------------------------------------------------------
 
@@ -260,8 +258,6 @@ class RewardAdapter:
         self._base_rate = _base_rate(y, w) if n else 0.5
         self._model = None
         self._shrink = 0.0
-        self._oof_deviation = {}
-        self._fitted_positions = {int(k) for k in np.flatnonzero(keep)}
 
         def finish(reason: str, **extra: Any) -> FitReport:
             fields: dict[str, Any] = {
@@ -292,16 +288,10 @@ class RewardAdapter:
         params = model.trainable_params
         if oof is None:
             return finish("too few examples for time-ordered validation: skill unknown, base rate", trainable_params=params)
-        p_raw, base, yv, wv, rows = oof
+        p_raw, base, yv, wv = oof
         scale, gain, z = self._calibrate(p_raw, base, yv, wv)
         ramp = self._ramp(z)
         self._shrink = scale * ramp
-        # Out-of-fold log-odds deviations per fitted example (position in ``examples``), for the news
-        # window model: evidence on the past as noisy as the reader's evidence on tomorrow's news.
-        positions = np.flatnonzero(keep)
-        self._oof_deviation = {
-            int(positions[r]): float(self._shrink * (_logit(p) - _logit(b))) for r, p, b in zip(rows, p_raw, base, strict=True)
-        }
         majority = (base >= 0.5).astype(np.float64)
         if self._shrink == 0.0:
             reason = (
@@ -340,20 +330,6 @@ class RewardAdapter:
         if self._model is None or self._shrink == 0.0:
             return np.full(len(texts), self._base_rate)
         return _shrunk(self.raw_proba(texts), self._base_rate, self._shrink)
-
-    def example_deviations(self, examples: Sequence[TrainingExample]) -> list[float | None]:
-        """Per example of the last ``fit`` (same list), its log-odds deviation from the base rate as
-        evidence on unseen data: the out-of-fold prediction for a fitted example, the model's own
-        prediction for one it was not fitted on (no direction), None for a fitted example that no
-        fold held out (the first chunk) or when the model shows no skill (0 for all then)."""
-        if self._model is None or self._shrink == 0.0:
-            return [0.0] * len(examples)
-        unseen = [k for k in range(len(examples)) if k not in self._fitted_positions]
-        live = self.predict_proba([examples[k].text for k in unseen]) if unseen else np.zeros(0)
-        out: list[float | None] = [self._oof_deviation.get(k) for k in range(len(examples))]
-        for k, p in zip(unseen, live, strict=True):
-            out[k] = float(_logit(p) - _logit(self._base_rate))
-        return out
 
     # -- persistence ------------------------------------------------------------------------------
 
@@ -515,11 +491,11 @@ class RewardAdapter:
 
     def _out_of_fold(
         self, inputs: Any, y: np.ndarray, w: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         cfg = self.config
         n = len(y)
         chunks = np.array_split(np.arange(n), cfg.oof_folds + 1)
-        probs, bases, ys, ws, rows = [], [], [], [], []
+        probs, bases, ys, ws = [], [], [], []
         for fold in range(1, len(chunks)):
             val = chunks[fold]
             end = int(chunks[fold][0]) - cfg.oof_gap
@@ -539,10 +515,9 @@ class RewardAdapter:
             bases.append(np.full(len(val), base))
             ys.append(y[val])
             ws.append(w[val])
-            rows.append(val)
         if not probs or sum(len(v) for v in ys) < 2:
             return None
-        return np.concatenate(probs), np.concatenate(bases), np.concatenate(ys), np.concatenate(ws), np.concatenate(rows)
+        return np.concatenate(probs), np.concatenate(bases), np.concatenate(ys), np.concatenate(ws)
 
     def _calibrate(self, p: np.ndarray, base: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float, float]:
         """Best logit scale on a grid, the mean weighted gain there, and its z-score."""

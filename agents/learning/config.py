@@ -65,13 +65,15 @@ class LearningConfig(BaseModel):
         1.0, ge=0, le=1e5, description="L2 penalty on the slope of the judgement calibrator's logistic regression (agents.learning.judgement)."
     )
     window_sessions: int = Field(
-        5, ge=0, le=30, description="Sessions of a ticker's news the news window model (agents.learning.window) weighs by age: "
-        "it learns from matured decisions how each age of news evidence predicts the next position's return. 0 = off "
-        "(the direction agent sums item evidence with its calendar half-life, the first release's signal).",
+        5, ge=0, le=30, description="Longest window (sessions) of a ticker's news the news window model (agents.learning.window) "
+        "may read; it picks the window 1..this by out-of-fold skill. It learns from matured decisions how the summed text "
+        "vectors of the news in the window predict the next position's return. 0 = off (the direction agent sums the "
+        "reader's per-item evidence with a calendar half-life, the first release's signal).",
     )
     window_ridge: float = Field(
-        1.0, ge=0, le=1e5, description="L2 penalty on the news window model's per-age weights.",
+        300.0, ge=0, le=1e6, description="L2 penalty of the news window model's ridge regression (on standardised inputs).",
     )
+    window_folds: int = Field(5, ge=2, le=50, description="Time-ordered expanding-window folds of the news window model's gate.")
     window_min_rows: int = Field(
         40, ge=10, description="Matured decision rows the news window model needs before it is fitted (before that, the per-item signal).",
     )

@@ -7,12 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from agents.analysts import judge_history
 from agents.deps import Deps
 from agents.journal import Account
-from agents.learning.window import window_features
 from agents.llm.base import CallRecord, model_calls_of
 from agents.memory_items import make_memory_item
 from agents.nodes.common import trace
@@ -61,7 +58,7 @@ def make_reflect_node(deps: Deps) -> Callable[[RunState], dict]:
             if usable:
                 scores = deps.journal.judgement_scores([e["item_id"] for e in usable], state.day)
                 report, judged, window = deps.adapter.fit(
-                    usable, version=state.day, scores=scores, window=lambda evidence: window_rows(deps, state, usable, evidence),
+                    usable, version=state.day, scores=scores, window=lambda: window_rows(deps, state, usable),
                 )
                 update["adapter_version"] = state.day
                 trace(deps, state, NodeName.REFLECT, ticker="", seq=1, adapter_fit=report.model_dump(mode="json"),
@@ -73,39 +70,34 @@ def make_reflect_node(deps: Deps) -> Callable[[RunState], dict]:
     return node
 
 
-def window_rows(
-    deps: Deps, state: RunState, examples: list[dict[str, Any]], evidence: list[float | None],
-) -> tuple[np.ndarray, np.ndarray] | None:
+def window_rows(deps: Deps, state: RunState, examples: list[dict[str, Any]]) -> tuple[list[list[tuple[int, int]]], list[float]] | None:
     """The news window model's training rows, point in time (``agents.learning.window``).
 
     One row per ticker and past decision session ``t`` whose label has matured by today
-    (``open[t + 2]`` known) and whose window of news evidence is complete: every item in it was
-    released as an example and has an out-of-fold deviation. Features: per age in sessions, the
-    summed evidence of the ticker's items usable at ``t - age``; label: ``open[t + 2] / open[t + 1] - 1``,
-    the return of the position that decision set."""
+    (``open[t + 2]`` is known) and whose news has all been released as examples: the (position in
+    ``examples``, age ``t - s`` in sessions) of the ticker's items usable at sessions ``s`` within
+    ``learning.window_sessions`` of ``t``, and the return of the position that decision set,
+    ``open[t + 2] / open[t + 1] - 1``."""
     sessions = deps.config.learning.window_sessions
     view = deps.data.view(state.day)
     ticker_of = {n.id: n.ticker for n in view.news()}
-    known = [(ticker_of.get(e["item_id"]), int(e["index"]), ev) for e, ev in zip(examples, evidence, strict=True)]
-    known = [(t, s, ev) for t, s, ev in known if t is not None]
-    if not known:
+    by_ticker: dict[str, list[tuple[int, int]]] = {}
+    for k, e in enumerate(examples):
+        ticker = ticker_of.get(e.get("item_id", ""))
+        if ticker is not None:
+            by_ticker.setdefault(ticker, []).append((int(e["index"]), k))
+    if not by_ticker:
         return None
-    unknown = [s for _, s, ev in known if ev is None]
-    first = (max(unknown) + sessions) if unknown else min(s for _, s, _ in known)
-    last = min(max(s for _, s, _ in known), state.day - 2)
-    by_ticker: dict[str, list[tuple[int, float]]] = {}
-    for t, s, ev in known:
-        if ev is not None:
-            by_ticker.setdefault(t, []).append((s, ev))
+    first = min(s for items in by_ticker.values() for s, _ in items)
+    last = min(max(s for items in by_ticker.values() for s, _ in items), state.day - 2)
     opens = {ticker: view.series(ticker, "open") for ticker in view.tickers}
-    features, returns = [], []
-    for day in range(max(first, 0), last + 1):
+    members: list[list[tuple[int, int]]] = []
+    returns: list[float] = []
+    for day in range(first, last + 1):
         for ticker in view.tickers:
-            features.append(window_features(by_ticker.get(ticker, []), day, sessions))
+            members.append([(k, day - s) for s, k in by_ticker.get(ticker, []) if 0 <= day - s < sessions])
             returns.append(float(opens[ticker][day + 2] / opens[ticker][day + 1] - 1.0))
-    if not features:
-        return None
-    return np.array(features), np.array(returns)
+    return (members, returns) if members else None
 
 
 def _by_ticker(rows: list[MaturedPart]) -> dict[str, list[MaturedPart]]:

@@ -1,72 +1,88 @@
-"""The news window model (agents.learning.window): it learns how news evidence of each age adds up
-to the next position's return, opens its gate only on out-of-fold skill, and reloads exactly."""
+"""The news window model (agents.learning.window): it learns what the summed text vectors of a
+window of news do to the next position's return, finds how many sessions the news takes to be
+priced in, opens its gate only on out-of-fold skill, and reloads exactly."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from agents.learning.window import NewsWindowModel, window_features
+from agents.learning.window import NewsWindowModel, window_sum
 from env.errors import DataError
+
+DIM = 8
 
 
 def _model(**kw) -> NewsWindowModel:
-    return NewsWindowModel(sessions=5, ridge=1.0, evidence_min=2.0, evidence_full=2.5, **kw)
+    return NewsWindowModel(sessions=5, ridge=30.0, evidence_min=2.0, evidence_full=2.5, **kw)
 
 
-def _rows(rng: np.random.Generator, n: int, informative: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Evidence per age; only ages 0-2 move the next return (like news priced in over 3 sessions)."""
-    x = rng.normal(0.0, 1.0, (n, 5))
-    drift = x[:, :3].sum(axis=1) if informative else np.zeros(n)
-    return x, 0.01 * (drift + rng.normal(0.0, 1.5, n))
+def _rows(rng: np.random.Generator, n: int, informative: bool):
+    """Items of ages 0-4 per decision; only those of ages 0-2 move the next return (news priced in
+    over 3 sessions), by their tone: the projection of the vector on one direction."""
+    theta = np.zeros(DIM)
+    theta[0] = 1.0
+    ages, vectors, returns = [], [], []
+    for _ in range(n):
+        k = int(rng.integers(2, 9))
+        a = rng.integers(0, 5, k)
+        v = rng.normal(0.0, 1.0, (k, DIM))
+        drift = float((v[a < 3] @ theta).sum()) if informative else 0.0
+        ages.append(a)
+        vectors.append(v)
+        returns.append(0.004 * drift + rng.normal(0.0, 0.01))
+    return ages, vectors, np.array(returns)
 
 
-def test_window_features_sum_evidence_by_age_in_sessions():
-    feats = window_features([(10, 0.5), (10, 0.25), (9, -1.0), (6, 2.0), (5, 9.0), (11, 9.0)], decision_session=10, sessions=5)
-    # session 10 -> age 0, 9 -> age 1, 6 -> age 4; 5 is too old and 11 is in the future: both ignored
-    assert feats.tolist() == [0.75, -1.0, 0.0, 0.0, 2.0]
+def test_window_sum_adds_the_vectors_inside_the_window():
+    v = np.arange(12.0).reshape(4, 3)
+    assert window_sum(np.array([0, 1, 2, 5]), v, 2, 3).tolist() == (v[0] + v[1]).tolist()
+    assert window_sum(np.array([], dtype=int), np.zeros((0, 3)), 2, 3).tolist() == [0.0, 0.0, 0.0]
 
 
-def test_learns_which_ages_of_news_move_prices_and_opens_its_gate():
-    x, up = _rows(np.random.default_rng(0), 400, informative=True)
+def test_learns_the_tone_direction_and_how_long_news_is_priced_in():
+    ages, vectors, r = _rows(np.random.default_rng(0), 400, informative=True)
     model = _model()
-    report = model.fit(x, up)
+    report = model.fit(ages, vectors, r)
     assert report["trained"] and model.shrink == 1.0, report["reason"]
-    assert report["evidence"] > 2.5
-    w = model.weights
-    assert min(w[:3]) > 0.3 and max(abs(w[3:])) < 0.25, w  # ages 3-4 carry nothing
-    assert model.deviation(np.array([1.0, 1.0, 1.0, 0.0, 0.0])) > 1.0
-    probe = np.array([0.0, 0.0, 0.0, 5.0, 5.0])
-    assert model.deviation(probe) == pytest.approx(5.0 * (w[3] + w[4]))
+    assert model.window == 3, report["t_by_window"]
+    up = np.zeros((1, DIM))
+    up[0, 0] = 2.0
+    assert model.deviation([0], up) > 0.5 > -0.5 > model.deviation([1], -up)
+    assert model.deviation([4], up) == model.deviation([], np.zeros((0, DIM)))  # too old: not in the window
 
 
 def test_stays_shut_on_noise_news():
     shut = 0
     for seed in range(5):
-        x, up = _rows(np.random.default_rng(100 + seed), 300, informative=False)
+        ages, vectors, r = _rows(np.random.default_rng(100 + seed), 300, informative=False)
         model = _model()
-        model.fit(x, up)
-        shut += model.shrink == 0.0 and model.deviation(np.ones(5)) == 0.0
+        model.fit(ages, vectors, r)
+        probe = np.ones((3, DIM))
+        shut += model.shrink == 0.0 and model.deviation([0, 1, 2], probe) == 0.0
     assert shut >= 4
 
 
 def test_too_few_rows_leave_it_untrained_and_bad_input_is_refused():
-    x, up = _rows(np.random.default_rng(1), 20, informative=True)
+    ages, vectors, r = _rows(np.random.default_rng(1), 20, informative=True)
     model = _model()
-    assert not model.fit(x, up)["trained"] and "too few" in model.report["reason"]
+    assert not model.fit(ages, vectors, r)["trained"] and "too few" in model.report["reason"]
+    ages, vectors, r = _rows(np.random.default_rng(1), 60, informative=True)
     with pytest.raises(DataError):
-        model.fit(np.ones((50, 4)), np.ones(50))
+        model.fit(ages, vectors, r[:-1])
     with pytest.raises(DataError):
-        model.fit(np.full((50, 5), np.nan), np.ones(50))
+        model.fit(ages, vectors, np.full(len(r), np.nan))
+    with pytest.raises(DataError):
+        model.fit(ages, [v[:, :4] if k == 3 else v for k, v in enumerate(vectors)], r)
 
 
 def test_save_and_load_give_the_same_deviation(tmp_path):
-    x, up = _rows(np.random.default_rng(2), 300, informative=True)
+    ages, vectors, r = _rows(np.random.default_rng(2), 300, informative=True)
     model = _model()
-    model.fit(x, up)
+    model.fit(ages, vectors, r)
     model.save(tmp_path / "w.json")
     again = _model().load(tmp_path / "w.json")
-    probe = np.array([0.3, -1.2, 0.8, 0.1, 2.0])
-    assert again.deviation(probe) == model.deviation(probe) and again.report == model.report
+    probe = np.random.default_rng(3).normal(0.0, 1.0, (4, DIM))
+    assert again.deviation([0, 1, 2, 3], probe) == model.deviation([0, 1, 2, 3], probe) and again.report == model.report
     with pytest.raises(DataError):
         NewsWindowModel(sessions=3, ridge=1.0, evidence_min=2.0, evidence_full=2.5).load(tmp_path / "w.json")
