@@ -115,14 +115,30 @@ def reading(run_dir: Path, data: Any) -> dict[str, float | None]:
     ``analyst_accuracy``: the side of the news analyst's call, P(pos) - P(neg) against the median of
     its calls in the run (a model that calls everything "positive" is read by its deviations);
     ``reader_accuracy``: the side of the reward-trained reader, P(up) against its base rate, on the
-    items where its gate was open (``reader_coverage`` of them). Non-neutral items only."""
+    items where its gate was open (``reader_coverage`` of them). Non-neutral items only.
+    ``signal_corr``: corr(log-odds of the direction's news signal, the true news drift of the next
+    session) over the test decisions: reading at the level of what is traded (the news window model)."""
     from agents.trace import read_traces
+    from env.news_baselines import make_news_strategy
 
     truth = data.truth.item_sentiment if data.truth is not None else {}
     items = [i for r in read_traces(run_dir) if r["node"] == "news_analyst" and r.get("phase") == "test" for i in r.get("items", [])]
     items = [i for i in items if truth.get(i["item_id"], 0.0) != 0.0]
+    signal, drift = [], []
+    if data.truth is not None and data.truth.item_sentiment:
+        oracle = make_news_strategy("news_oracle", data, horizon_days=3)
+        for r in read_traces(run_dir):
+            if r["node"] == "direction" and r.get("phase") == "test":
+                p = min(max(float(r["components"]["news_p_up"]), 1e-6), 1 - 1e-6)
+                signal.append(math.log(p / (1 - p)))
+                drift.append(oracle.drift(data.view(r["day"]), r["ticker"]))
+    signal_corr = None
+    if len(signal) > 2 and min(_std(signal), _std(drift)) > 0:
+        ms, md = sum(signal) / len(signal), sum(drift) / len(drift)
+        cov = sum((a - ms) * (b - md) for a, b in zip(signal, drift)) / len(signal)
+        signal_corr = cov / (_std(signal) * _std(drift))
     if not items:
-        return {"analyst_accuracy": None, "reader_accuracy": None, "reader_coverage": 0.0}
+        return {"analyst_accuracy": None, "reader_accuracy": None, "reader_coverage": 0.0, "signal_corr": signal_corr}
     scores = [i["probs"]["positive"] - i["probs"]["negative"] for i in items]
     mid = sorted(scores)[len(scores) // 2]
     # Above the median = a "positive" call; a call exactly at the median (ties: a model with few
@@ -140,7 +156,12 @@ def reading(run_dir: Path, data: Any) -> dict[str, float | None]:
                 if p is not None and truth.get(i["item_id"], 0.0) != 0.0 and abs(p - base[r["day"]]) > 1e-9:
                     read.append((p > base[r["day"]]) == (truth[i["item_id"]] > 0))
     return {"analyst_accuracy": analyst, "reader_accuracy": (sum(read) / len(read)) if read else None,
-            "reader_coverage": len(read) / len(items)}
+            "reader_coverage": len(read) / len(items), "signal_corr": signal_corr}
+
+
+def _std(values: list[float]) -> float:
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 
 
 def references(scenario: str, runs: str, seed: int, signal: float, extra: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -198,8 +219,8 @@ def readme_tables(result: dict[str, Any]) -> str:
                 f"| {s['p_wilcoxon']:.3f} | {int(s['wins'])}/{s['seeds']} | {share} |"
             )
     lines += ["", "| news signal | seed | " + " | ".join(f"{n} Sharpe" for n in [*ARMS, *REFERENCES])
-              + " | agent return | agent fills | agent exposure | analyst side accuracy | reader side accuracy (coverage) |",
-              "|---|---|" + "---|" * (len(ARMS) + len(REFERENCES) + 5)]
+              + " | agent return | agent fills | agent exposure | analyst side accuracy | reader side accuracy (coverage) | news signal corr with true drift |",
+              "|---|---|" + "---|" * (len(ARMS) + len(REFERENCES) + 6)]
 
     def pct(value: Any) -> str:
         return "—" if value is None else f"{value:.2f}"
@@ -208,7 +229,7 @@ def readme_tables(result: dict[str, Any]) -> str:
         cells = [f"{r['sharpe'][n]:+.2f}" if n in r["sharpe"] else "—" for n in [*ARMS, *REFERENCES]]
         agent = r.get("detail", {}).get("agent")
         tail = (f" | {agent['return']:+.2%} | {agent['fills']} | {agent['exposure']:.2f} | {pct(agent.get('analyst_accuracy'))} | "
-                f"{pct(agent.get('reader_accuracy'))} ({agent.get('reader_coverage', 0):.0%}) |") if agent else " | — | — | — | — | — |"
+                f"{pct(agent.get('reader_accuracy'))} ({agent.get('reader_coverage', 0):.0%}) | {pct(agent.get('signal_corr'))} |") if agent else " | — | — | — | — | — | — |"
         lines.append(f"| {r['signal']:g} | {r['seed']} | " + " | ".join(cells) + tail)
     return "\n".join(lines)
 
