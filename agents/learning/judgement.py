@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.learning.common import evidence_ramp, logistic_1d, save_json
 from env.errors import DataError
 
 FORMAT = "judgement-calibrator/1"
@@ -69,10 +70,10 @@ class JudgementCalibrator:
         r = _weighted_corr(x, clipped, np.ones(n))
         t = r * math.sqrt(max(n - 2, 1)) / math.sqrt(max(1e-12, 1 - r * r))
         y = (o > 0).astype(float)
-        a, b = _logistic(x, y, w, self.ridge)
+        a, b = logistic_1d(x, y, w, self.ridge)
         base = float((w * y).sum() + 1.0) / float(w.sum() + 2.0)
         self.intercept, self.slope, self.base_logit = a, b, math.log(base / (1 - base))
-        ramp = 0.0 if t < self.evidence_min or b <= 0 else min(1.0, (t - self.evidence_min) / max(1e-12, self.evidence_full - self.evidence_min)) if self.evidence_full > self.evidence_min else 1.0
+        ramp = 0.0 if b <= 0 else evidence_ramp(t, self.evidence_min, self.evidence_full)
         self.shrink = float(ramp)
         verdict = "skill" if ramp >= 1 else "partial skill" if ramp > 0 else "no skill"
         return done(f"{verdict}: corr(score, outcome) {r:+.3f}, t = {t:.2f} over {n} items; scale {ramp:.2f}", corr=r, t=t, base_rate=base)
@@ -84,11 +85,7 @@ class JudgementCalibrator:
     def save(self, path: Path) -> None:
         state = {"format": FORMAT, "intercept": self.intercept, "slope": self.slope, "base_logit": self.base_logit,
                  "shrink": self.shrink, "report": self.report}
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
-        tmp.replace(path)
+        save_json(path, state)
 
     def load(self, path: Path) -> JudgementCalibrator:
         state = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -104,19 +101,3 @@ def _weighted_corr(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
     cov = np.average((x - mx) * (y - my), weights=w)
     sx, sy = math.sqrt(np.average((x - mx) ** 2, weights=w)), math.sqrt(np.average((y - my) ** 2, weights=w))
     return float(cov / (sx * sy)) if sx > 0 and sy > 0 else 0.0
-
-
-def _logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float) -> tuple[float, float]:
-    """Weighted logistic regression logit = a + b x by Newton's method, L2 ``ridge`` on b only."""
-    a = b = 0.0
-    for _ in range(50):
-        z = np.clip(a + b * x, -30, 30)
-        p = 1.0 / (1.0 + np.exp(-z))
-        g = np.array([np.sum(w * (p - y)), np.sum(w * (p - y) * x) + ridge * b])
-        h = w * p * (1 - p)
-        hess = np.array([[h.sum() + 1e-9, (h * x).sum()], [(h * x).sum(), (h * x * x).sum() + ridge]])
-        step = np.linalg.solve(hess, g)
-        a, b = a - float(step[0]), b - float(step[1])
-        if abs(step).max() < 1e-10:
-            break
-    return a, b

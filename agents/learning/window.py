@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.learning.common import evidence_ramp, logistic_1d, save_json
 from env.errors import DataError
 
 FORMAT = "tradegraph-news-window-2"
@@ -41,21 +42,6 @@ def _ridge(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, np.n
     z = (x - mu) / sd
     w = np.linalg.solve(z.T @ z + ridge * np.eye(z.shape[1]), z.T @ (y - y.mean()))
     return mu, sd, w
-
-
-def _logistic_slope(x: np.ndarray, y: np.ndarray, ridge: float = 1.0) -> tuple[float, float]:
-    """logit P(y=1) = a + b x by Newton's method, L2 ``ridge`` on b."""
-    a = b = 0.0
-    for _ in range(50):
-        p = 1.0 / (1.0 + np.exp(-np.clip(a + b * x, -30, 30)))
-        g = np.array([np.sum(p - y), np.sum((p - y) * x) + ridge * b])
-        h = p * (1 - p)
-        hess = np.array([[h.sum() + 1e-9, (h * x).sum()], [(h * x).sum(), (h * x * x).sum() + ridge]])
-        step = np.linalg.solve(hess, g)
-        a, b = a - float(step[0]), b - float(step[1])
-        if abs(step).max() < 1e-10:
-            break
-    return a, b
 
 
 def window_sum(ages: np.ndarray, vectors: np.ndarray, window: int, dim: int) -> np.ndarray:
@@ -144,14 +130,10 @@ class NewsWindowModel:
         self.mu, self.sd, self.weights = _ridge(x, r, self.ridge)
         self.window = window
         # Log-odds per unit of predicted return, from the out-of-fold predictions (honest scale).
-        _, self.slope = _logistic_slope(pred / (pred.std() + 1e-12), (r[rows] > 0).astype(float))
+        scaled = pred / (pred.std() + 1e-12)
+        _, self.slope = logistic_1d(scaled, (r[rows] > 0).astype(float), np.ones_like(scaled), 1.0)
         self.slope /= pred.std() + 1e-12
-        if t < self.evidence_min or self.slope <= 0:
-            ramp = 0.0
-        elif self.evidence_full <= self.evidence_min:
-            ramp = 1.0
-        else:
-            ramp = min(1.0, (t - self.evidence_min) / (self.evidence_full - self.evidence_min))
+        ramp = 0.0 if self.slope <= 0 else evidence_ramp(t, self.evidence_min, self.evidence_full)
         self.shrink = float(ramp)
         verdict = "skill" if ramp >= 1 else "partial skill" if ramp > 0 else "no skill"
         return done(
@@ -171,11 +153,7 @@ class NewsWindowModel:
         state = {"format": FORMAT, "sessions": self.sessions, "window": self.window, "slope": self.slope,
                  "shrink": self.shrink, "mu": self.mu.tolist(), "sd": self.sd.tolist(),
                  "weights": self.weights.tolist(), "report": self.report}
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
-        tmp.replace(path)
+        save_json(path, state)
 
     def load(self, path: Path) -> NewsWindowModel:
         state = json.loads(Path(path).read_text(encoding="utf-8"))
