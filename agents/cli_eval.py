@@ -1,6 +1,6 @@
 """The evaluation subcommands of ``run.py``: sweep and report.
 
-    python run.py sweep SWEEP.yaml [--out DIR] [--address ADDR] [--inline]
+    python run.py sweep SWEEP.yaml [--out DIR] [--address ADDR] [--inline] [--seeds 100,101] [--warm-cache DIR]
     python run.py report RUN_ID [--runs-dir runs] [--out FILE]
     python run.py report --sweep DIR [--out FILE]
 """
@@ -21,6 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="output folder (default: the file's `out`, else runs/sweeps/<name>)")
     p.add_argument("--address", help="join an existing Ray cluster (default: start a local one)")
     p.add_argument("--inline", action="store_true", help="run the cells one by one in this process, without Ray")
+    p.add_argument("--seeds", help="comma-separated seeds instead of the file's (e.g. a first look on fewer seeds)")
+    p.add_argument("--warm-cache", type=Path, action="append", default=[], metavar="DIR",
+                   help="earlier runs (run folders inside DIR, or a sweep's DIR/cells) whose LLM answers on the same data "
+                        "seed each fresh agent cell's cache; repeatable; added to the file's warm_cache")
     p.set_defaults(handler=cmd_sweep)
 
     p = sub.add_parser("report", help="write a self-contained HTML report of a run or a sweep")
@@ -36,6 +40,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     try:
         sweep, scenario = load_sweep(args.sweep)
+        update: dict[str, object] = {}
+        if args.warm_cache:
+            update["warm_cache"] = [*sweep.warm_cache, *args.warm_cache]
+        if args.seeds:
+            try:
+                update["seeds"] = [int(s) for s in args.seeds.split(",") if s.strip()]
+            except ValueError:
+                print(f"error: --seeds {args.seeds!r}: give comma-separated integers", file=sys.stderr)
+                return 2
+            if not update["seeds"]:
+                print("error: --seeds: no seed given", file=sys.stderr)
+                return 2
+        sweep = sweep.model_copy(update=update) if update else sweep
         table = run_sweep(sweep, scenario, out_dir=args.out, address=args.address, inline=args.inline)
     except TradegraphError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -94,6 +94,12 @@ class SweepConfig(_Config):
     overrides: dict[str, Any] = Field(default_factory=dict, description="Overrides applied to every cell first.")
     out: Path | None = Field(None, description="Output folder (default runs/sweeps/<name>, relative to the working directory).")
     resources: SweepResources = Field(default_factory=SweepResources, description="Per-cell resources and the local cluster size.")
+    warm_cache: list[Path] = Field(
+        default_factory=list,
+        description="Folders of earlier runs (run folders directly inside, or a sweep's cells/): a fresh agent cell starts "
+        "with every LLM answer the runs there on the same data (equal `data` section) recorded, so it calls the model "
+        "only for prompts they never saw. Relative to the working directory.",
+    )
 
     @field_validator("strategies", mode="before")
     @classmethod
@@ -113,6 +119,7 @@ class Cell:
     point: dict[str, Any]
     seed: int
     config: ScenarioConfig
+    warm: tuple[Path, ...] = ()
 
     @property
     def run_dir(self) -> Path:
@@ -151,6 +158,9 @@ def expand_cells(sweep: SweepConfig, scenario_path: Path, out_dir: Path) -> list
     out_dir = Path(out_dir).resolve()
     cache_dir = Path(base.get("cache_dir") or ScenarioConfig.model_fields["cache_dir"].default)
     base["cache_dir"] = str(cache_dir if cache_dir.is_absolute() else cache_dir.resolve())
+    for folder in sweep.warm_cache:
+        if not Path(folder).is_dir():
+            raise ConfigError(f"sweep {sweep.name}: warm_cache folder {folder} does not exist")
     keys = list(sweep.grid)
     points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(sweep.grid[k] for k in keys))] or [{}]
     cells, seen = [], set()
@@ -168,7 +178,8 @@ def expand_cells(sweep: SweepConfig, scenario_path: Path, out_dir: Path) -> list
                     overrides["runs_dir"] = str(out_dir / "cells")
                     source = f"{scenario_path} (sweep {sweep.name}: variant {variant!r}, point {point}, seed {seed}, {strategy.key})"
                     config = parse_scenario(apply_overrides(raw, overrides), source)
-                    cell = Cell(config.run_id(), strategy, variant, point, seed, config)
+                    warm = tuple(Path(d).resolve() for d in sweep.warm_cache) if strategy.name == "agent" else ()
+                    cell = Cell(config.run_id(), strategy, variant, point, seed, config, warm)
                     if cell.cell_id in seen:
                         raise ConfigError(f"sweep {sweep.name}: two cells share run id {cell.cell_id}; give the strategies distinct labels")
                     seen.add(cell.cell_id)
@@ -289,10 +300,54 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         if (cell.run_dir / "metrics.json").is_file():
             return cell_row(cell, "done", wall_s=0.0)  # finished by the worker that held the lock
         started = time.perf_counter()
+        if cell.warm:
+            warm_start(cell)
         resolve_runner(cell.strategy.name)(cell.config, cell.run_dir, dict(cell.strategy.params))
         if not (cell.run_dir / "metrics.json").is_file():
             raise TradegraphError(f"strategy {cell.strategy.name!r} finished without writing {cell.run_dir / 'metrics.json'}")
         return cell_row(cell, "done", wall_s=time.perf_counter() - started)
+
+
+def warm_sources(config: ScenarioConfig, folders: tuple[Path, ...]) -> list[Path]:
+    """The LLM caches of the runs in ``folders`` (``<folder>/*/`` and ``<folder>/cells/*/``) whose
+    ``data`` section equals ``config``'s, sorted by path."""
+    data = config.model_dump(mode="json")["data"]
+    found = []
+    for folder in folders:
+        for config_file in sorted([*folder.glob("*/config.json"), *folder.glob("cells/*/config.json")]):
+            cache = config_file.parent / "llm_cache.sqlite"
+            if not cache.is_file():
+                continue
+            try:
+                if json.loads(config_file.read_text(encoding="utf-8")).get("data") == data:
+                    found.append(cache)
+            except (OSError, ValueError):
+                continue  # an unreadable folder is not a source
+    return found
+
+
+def warm_start(cell: Cell) -> None:
+    """Seed a fresh agent cell's LLM cache from the sweep's ``warm_cache`` runs on the same data.
+
+    Only before the cell's first step (no checkpoint, no cache yet) and only for the default cache
+    file in mode auto or replay; the merge is recorded in ``warm_cache.json`` next to it.
+    """
+    from agents.runtime import _has_checkpoint
+
+    llm = cell.config.llm
+    target = cell.run_dir / "llm_cache.sqlite"
+    if llm.cache.path or llm.cache.mode.value not in ("auto", "replay") or target.exists():
+        return
+    if _has_checkpoint(cell.run_dir / "checkpoints.sqlite"):
+        return
+    sources = warm_sources(cell.config, cell.warm)
+    if not sources:
+        return
+    from agents.llm.cache import merge_caches
+
+    answers = merge_caches(target, sources)
+    (cell.run_dir / "warm_cache.json").write_text(
+        json.dumps({"sources": [str(s) for s in sources], "answers": answers}, indent=2), encoding="utf-8")
 
 
 # -- the sweep ------------------------------------------------------------------------------------

@@ -103,3 +103,40 @@ class LLMCache:
 
     def __repr__(self) -> str:
         return f"LLMCache(path={str(self.path)!r}, mode={self.mode.value!r})"
+
+
+def merge_caches(target: Path | str, sources: list[Path]) -> int:
+    """Create the cache file ``target`` holding every answer of the cache files ``sources``.
+
+    Why: a run that starts from the answers earlier runs recorded on the same data (a sweep cell, an
+    ablation) replays every prompt they share and calls the model only for the rest. Keys name the
+    backend, model and parameters, so an answer is only ever reused for the very same request.
+    Written to a temporary file and renamed into place: a kill leaves no half-merged cache. The
+    first source wins where two hold the same key (their answers to one request are identical
+    unless the model changed). Returns the number of answers written; ``FileExistsError`` if
+    ``target`` exists (this never mixes answers into a cache a run is writing).
+    """
+    import os
+
+    target = Path(target)
+    if target.exists():
+        raise FileExistsError(f"{target} exists; merge_caches only creates a new cache")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.merging")
+    tmp.unlink(missing_ok=True)
+    conn = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        conn.execute(_SCHEMA)
+        for source in sources:
+            conn.execute("ATTACH DATABASE ? AS source", (str(Path(source).resolve()),))
+            try:
+                conn.execute("BEGIN")
+                conn.execute("INSERT OR IGNORE INTO llm_cache SELECT key, kind, agent, request, result FROM source.llm_cache")
+                conn.execute("COMMIT")
+            finally:
+                conn.execute("DETACH DATABASE source")
+        count = int(conn.execute("SELECT COUNT(*) FROM llm_cache").fetchone()[0])
+    finally:
+        conn.close()
+    os.replace(tmp, target)
+    return count

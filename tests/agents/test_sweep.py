@@ -161,3 +161,63 @@ def test_ray_sweep_killed_with_sigkill_resumes_without_rerunning_a_cell(tmp_path
     assert {"config.json", "metrics.json", "equity.csv", "fills.csv", "baselines.json"} <= {p.name for p in one.iterdir()}
     assert "ci" in json.loads((one / "metrics.json").read_text())["statistics"]
     assert "slow_bh" in resumed.stdout and "95% CI" in resumed.stdout  # the printed summary
+
+
+def _cache(path: Path, answers: dict[str, str]) -> None:
+    from agents.llm.cache import LLMCache
+
+    with LLMCache(path) as cache:
+        for key, text in answers.items():
+            cache.put(key, kind="text", agent="news_analyst", request={"k": key}, result={"text": text})
+
+
+def test_merge_caches_unions_answers_first_source_wins_and_never_overwrites(tmp_path) -> None:
+    from agents.llm.cache import LLMCache, merge_caches
+
+    _cache(tmp_path / "a.sqlite", {"k1": "a1", "k2": "a2"})
+    _cache(tmp_path / "b.sqlite", {"k2": "b2", "k3": "b3"})
+    target = tmp_path / "run" / "llm_cache.sqlite"
+    assert merge_caches(target, [tmp_path / "a.sqlite", tmp_path / "b.sqlite"]) == 3
+    with LLMCache(target) as merged:
+        assert [merged.get(k)["text"] for k in ("k1", "k2", "k3")] == ["a1", "a2", "b3"]
+    assert not list(target.parent.glob(".*merging*"))
+    with pytest.raises(FileExistsError):
+        merge_caches(target, [tmp_path / "b.sqlite"])
+
+
+def test_a_warm_agent_cell_starts_from_the_caches_of_runs_on_the_same_data(tmp_path) -> None:
+    from agents.llm.cache import LLMCache
+    from agents.sweep import warm_sources, warm_start
+
+    earlier = tmp_path / "earlier"
+    path = _write(tmp_path, {"name": "t", "seeds": [1, 2], "strategies": ["agent"], "overrides": {"llm.cache.mode": "auto"},
+                             "variants": {"full": {}, "no_memory": {"memory.enabled": False}}})
+    sweep, scenario = load_sweep(path)
+    # earlier runs: the same data as seed 1 (another variant of the agent), and seed 2's data
+    for cell in expand_cells(sweep, scenario, earlier):
+        if cell.variant == "no_memory":
+            cell.run_dir.mkdir(parents=True)
+            (cell.run_dir / "config.json").write_text(cell.config.model_dump_json(indent=2))
+            _cache(cell.run_dir / "llm_cache.sqlite", {f"seed{cell.seed}": f"answer{cell.seed}"})
+    with pytest.raises(ConfigError, match="warm_cache folder"):
+        expand_cells(sweep.model_copy(update={"warm_cache": [tmp_path / "missing"]}), scenario, tmp_path / "out")
+    warm = sweep.model_copy(update={"warm_cache": [earlier]})
+    cells = [c for c in expand_cells(warm, scenario, tmp_path / "out") if c.variant == "full"]
+    one, two = sorted(cells, key=lambda c: c.seed)
+    assert [p.parent.parent.name for p in warm_sources(one.config, one.warm)] == ["cells"]
+    assert len(warm_sources(one.config, one.warm)) == 1 and warm_sources(one.config, one.warm) != warm_sources(two.config, two.warm)
+    warm_start(one)
+    with LLMCache(one.run_dir / "llm_cache.sqlite") as cache:
+        assert cache.get("seed1")["text"] == "answer1" and cache.get("seed2") is None
+    assert json.loads((one.run_dir / "warm_cache.json").read_text())["answers"] == 1
+    # a cell that has begun (its own cache or a checkpoint) is never re-seeded
+    warm_start(one)
+    two.run_dir.mkdir(parents=True)
+    (two.run_dir / "checkpoints.sqlite").write_bytes(b"")
+    import sqlite3
+
+    with sqlite3.connect(two.run_dir / "checkpoints.sqlite") as conn:
+        conn.execute("CREATE TABLE checkpoints (thread_id TEXT, checkpoint_id TEXT)")
+        conn.execute("INSERT INTO checkpoints VALUES ('t', 'c')")
+    warm_start(two)
+    assert not (two.run_dir / "llm_cache.sqlite").exists()
