@@ -172,7 +172,12 @@ def evaluate_dataset(name: str, make: Callable[[dict[str, Any]], ScenarioConfig]
             notes.append(f"{method}: skipped (no news in this dataset)")
             continue
         t0 = time.perf_counter()
-        run = run_rl(scenario, method, rl, data=data, runs_dir=runs_dir, scores=scores,
+        method_rl = rl
+        if method.startswith("flag_trader"):
+            # FLAG-Trader's own settings enter only its run id: the other methods keep their trained models.
+            method_rl = rl.model_copy(update={"flag_trader": {"iterations": args.flag_iterations,
+                                                              "train_sessions": args.flag_train_sessions}})
+        run = run_rl(scenario, method, method_rl, data=data, runs_dir=runs_dir, scores=scores,
                      log=lambda message: print("  " + message, flush=True))
         rows[method] = [run.metrics[s] for s in rl.seeds]
         trained = [s for s, r in run.reused.items() if not r]
@@ -189,10 +194,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="demo,goog", help="Comma list of demo, goog.")
     parser.add_argument(
-        "--methods", default=",".join(m for m in RL_STRATEGY_NAMES if m != "flag_trader"),
-        help="Comma list of RL strategies (default: all but flag_trader, which trains SmolLM2 for minutes per seed).",
+        "--methods", default=",".join(m for m in RL_STRATEGY_NAMES if not m.startswith("flag_trader")),
+        help="Comma list of RL strategies (default: all but flag_trader and flag_trader_zero_shot, which run SmolLM2 "
+        "over every session: minutes per seed).",
     )
     parser.add_argument("--seeds", default="0,1,2", help="Comma list of training seeds.")
+    parser.add_argument("--flag-iterations", type=int, default=8, help="FLAG-Trader's PPO iterations per seed.")
+    parser.add_argument("--flag-train-sessions", type=int, default=30,
+                        help="FLAG-Trader trains on the last this-many sessions before the test (the demo's training "
+                        "window: 30); each PPO iteration costs a full-model pass per session and env.")
     parser.add_argument("--timesteps", type=int, default=20_000, help="Training steps per seed and method.")
     parser.add_argument("--threads", type=int, default=1, help="torch threads while training.")
     parser.add_argument("--agent", action="store_true", help="Also run the tradegraph agent per seed (slow on CPU).")

@@ -1,6 +1,7 @@
-"""``run.py backtest --scenario S --strategy ppo|a2c|dqn|cppo|ppo_deepseek|cppo_deepseek|flag_trader``.
+"""``run.py backtest --scenario S --strategy ppo|a2c|dqn|cppo|ppo_deepseek|cppo_deepseek|flag_trader|flag_trader_zero_shot``.
 
-``--param KEY=VALUE`` sets ``RLConfig`` fields (``--param timesteps=20000 --param seeds=0,1,2``).
+``--param KEY=VALUE`` sets ``RLConfig`` fields (``--param timesteps=20000 --param seeds=0,1,2``);
+``--param flag_trader.iterations=4`` sets a FLAG-Trader field (``FlagTraderConfig``).
 Models, curves and metrics go to the run folder under the scenario's ``runs_dir`` (a rerun with
 the same config reuses its models and LLM answers); ``--out`` gets metrics.json, equity.csv and
 fills.csv of the run as well.
@@ -24,7 +25,12 @@ _ROWS = ("sharpe", "cumulative_return", "max_drawdown", "annual_volatility", "cv
 
 def rl_config_from_params(params: dict[str, str]) -> RLConfig:
     """``RLConfig`` from ``--param`` strings (``seeds`` as a comma list); ``ValueError`` naming the bad field."""
-    raw: dict[str, Any] = dict(params)
+    import yaml
+
+    raw: dict[str, Any] = {k: v for k, v in params.items() if not k.startswith("flag_trader.")}
+    flag = {k.removeprefix("flag_trader."): yaml.safe_load(v) for k, v in params.items() if k.startswith("flag_trader.")}
+    if flag:
+        raw["flag_trader"] = flag
     if "seeds" in raw:
         raw["seeds"] = [int(s) for s in str(raw["seeds"]).split(",") if s.strip()]
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,3 +44,8 @@ class RLConfig(_Config):
     gamma: float = Field(0.99, gt=0, le=1, description="Discount factor.")
     threads: int = Field(1, ge=1, le=64, description="torch threads while training.")
     cppo: CPPOConfig = Field(default_factory=CPPOConfig, description="CVaR constraint of cppo and cppo_deepseek.")
+    flag_trader: dict[str, Any] = Field(
+        default_factory=dict,
+        description="FLAG-Trader settings (fields of agents.rl.flag_trader.FlagTraderConfig, e.g. iterations, "
+        "train_sessions); seed, threads and min_trade_weight come from this config.",
+    )

@@ -67,6 +67,10 @@ class FlagTraderConfig(BaseModel):
     headline_chars: int = Field(90, ge=10, le=400, description="Characters kept of each headline.")
     n_envs: int = Field(2, ge=1, le=64, description="Parallel rollouts over the training window per PPO update.")
     iterations: int = Field(8, ge=1, description="PPO updates (each on fresh rollouts).")
+    train_sessions: int | None = Field(
+        None, ge=3, description="Train on the last this-many sessions of the training window (None: all of it); each PPO "
+        "iteration costs one full-model pass per session and env, so this bounds the training time.",
+    )
     epochs: int = Field(4, ge=1, description="Passes over each rollout batch.")
     minibatch_size: int = Field(16, ge=1, description="Transitions per gradient step.")
     gamma: float = Field(0.9, ge=0, le=1, description="Discount per session.")
@@ -448,11 +452,14 @@ def train_flag_trader(
     loaded: LocalModel | None = None,
     log: Callable[[dict[str, Any]], None] | None = None,
 ) -> FlagTrader:
-    """Train FLAG-Trader with PPO on the training window ``[start, end)`` of ``data``.
+    """Train FLAG-Trader with PPO on the training window ``[start, end)`` of ``data`` (its last
+    ``config.train_sessions`` sessions when that is set).
 
     Saves the adapted weights and a per-iteration log to ``run_dir / "flag_trader"`` and returns
     the trained ``FlagTrader``. ``log`` receives each iteration's statistics as they happen.
     """
+    if config.train_sessions is not None:
+        start = max(start, end - config.train_sessions)
     torch.manual_seed(config.seed)
     trader = FlagTrader(config, loaded=loaded)
     trader.ticker_of(data)

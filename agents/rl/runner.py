@@ -142,16 +142,34 @@ def _flag_trainer(job: TrainJob) -> tuple[Any, bool]:
     """FLAG-Trader (agents/rl/flag_trader.py): SmolLM2 as the PPO policy, trained on the same
     sessions; saved under the seed's model folder and reloaded by a rerun. Its own env is the
     backtest engine, so the runner evaluates the returned engine strategy with ``run_backtest``."""
-    from agents.rl.flag_trader import META_FILE, FlagTrader, parse_flag_config, train_flag_trader
+    from agents.rl.flag_trader import META_FILE, FlagTrader, train_flag_trader
 
     folder = job.model_path / "flag_trader"
     if (folder / META_FILE).is_file():
         return FlagTrader.load(folder).strategy(), True
     assert job.data is not None and job.broker is not None
-    config = parse_flag_config({"seed": job.seed, "threads": job.rl.threads, "min_trade_weight": job.rl.min_trade_weight})
+    config = _flag_config(job)
     trader = train_flag_trader(job.data, config, job.model_path, broker_config=job.broker,
                                start=job.train_start, end=job.train_end + 1)
     return trader.strategy(), False
+
+
+def _flag_config(job: TrainJob) -> Any:
+    from agents.rl.flag_trader import parse_flag_config
+
+    fixed = {"seed": job.seed, "threads": job.rl.threads, "min_trade_weight": job.rl.min_trade_weight}
+    clash = sorted(set(job.rl.flag_trader) & set(fixed))
+    if clash:
+        raise ConfigError(f"rl.flag_trader: {clash} come from the RL config itself (seeds, threads, min_trade_weight)")
+    return parse_flag_config({**job.rl.flag_trader, **fixed})
+
+
+def _flag_zero_shot(job: TrainJob) -> tuple[Any, bool]:
+    """FLAG-Trader before any PPO update: the base LLM's calibrated buy / sell / hold scores over the
+    same text state are the policy (greedy). Nothing is trained or saved; the seed changes nothing."""
+    from agents.rl.flag_trader import FlagTrader
+
+    return FlagTrader(_flag_config(job)).strategy(), True
 
 
 STRATEGIES: dict[str, StrategySpec] = {
@@ -169,7 +187,11 @@ STRATEGIES: dict[str, StrategySpec] = {
     ),
     "flag_trader": StrategySpec(
         "flag_trader", _flag_trainer, action_mode="discrete",
-        description="FLAG-Trader: SmolLM2 as the PPO policy over a text state (its own settings; RLConfig gives seed and threads).",
+        description="FLAG-Trader: SmolLM2 as the PPO policy over a text state (rl.flag_trader settings; RLConfig gives seed and threads).",
+    ),
+    "flag_trader_zero_shot": StrategySpec(
+        "flag_trader_zero_shot", _flag_zero_shot, action_mode="discrete",
+        description="FLAG-Trader's policy before training: the base LLM's calibrated buy / sell / hold choice on the same prompt.",
     ),
 }
 RL_STRATEGY_NAMES = tuple(STRATEGIES)

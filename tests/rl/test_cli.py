@@ -46,3 +46,10 @@ def test_backtest_rl_rejects_bad_parameters_and_missing_scenario(tmp_path: Path,
     csv.write_text("Date,Open,High,Low,Close,Volume\n2024-01-02,1,1,1,1,1\n", encoding="utf-8")
     assert run.main(["backtest", "--prices", str(csv), "--strategy", "ppo", "--out", str(tmp_path / "o")]) == 2
     assert "pass --scenario" in capsys.readouterr().err
+
+
+def test_flag_trader_params_are_parsed_into_the_rl_config() -> None:
+    from agents.rl.cli import rl_config_from_params
+
+    rl = rl_config_from_params({"seeds": "0,1", "flag_trader.iterations": "4", "flag_trader.train_sessions": "30"})
+    assert rl.seeds == (0, 1) and rl.flag_trader == {"iterations": 4, "train_sessions": 30}

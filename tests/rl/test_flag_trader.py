@@ -4,6 +4,7 @@ probabilities are the calibrated option scores of ``choose``, and saved weights 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -148,3 +149,31 @@ def test_bad_configuration_fails_early(zero_shot):
         parse_flag_config({"unknown": 1})
     with pytest.raises(ConfigError, match="set flag_trader.ticker"):
         zero_shot.ticker_of(market(("A", "B")))
+
+
+def test_train_sessions_trains_on_the_last_sessions_of_the_window_only(loaded, tmp_path):
+    from agents.rl.flag_trader import LOG_FILE, train_flag_trader
+
+    config = FlagTraderConfig(trainable_blocks=1, n_envs=1, epochs=1, minibatch_size=4, iterations=1, train_sessions=3, seed=2)
+    train_flag_trader(market(), config, tmp_path, broker_config=BrokerConfig(), start=2, end=END, loaded=loaded)
+    (row,) = [json.loads(line) for line in (tmp_path / "flag_trader" / LOG_FILE).read_text().splitlines()]
+    # [END-3, END): decisions at END-3 and END-2, one env; the full window [2, END) would give 24
+    assert row["transitions"] == 2
+
+
+def test_the_zero_shot_runner_strategy_is_the_untrained_policy(loaded, config):
+    from agents.rl.config import RLConfig
+    from agents.rl.runner import STRATEGIES, TrainJob
+
+    rl = RLConfig(seeds=(1,), threads=loaded.threads, flag_trader={"trainable_blocks": 1})
+    strategy, reused = STRATEGIES["flag_trader_zero_shot"].trainer(
+        TrainJob(None, START, END, 1, rl, None, market(), BrokerConfig()))
+    untrained = FlagTrader(config, loaded=loaded)
+    data = market()
+    broker = Broker(data, BrokerConfig())
+    broker.step(25)
+    prompts = [untrained.prompt(data.view(i), broker.portfolio(), "ACME") for i in (25, 26)]
+    assert reused and np.allclose(strategy.trader.action_probs(prompts), untrained.action_probs(prompts))
+    with pytest.raises(ConfigError, match="come from the RL config"):
+        STRATEGIES["flag_trader_zero_shot"].trainer(
+            TrainJob(None, START, END, 1, rl.model_copy(update={"flag_trader": {"seed": 3}}), None, market(), BrokerConfig()))
