@@ -236,6 +236,8 @@ def run_id_for(scenario: Any, strategy: str, rl: RLConfig) -> str:
     """Scenario, strategy and the RL settings that change a model. Seeds and threads are left out:
     each seed's model is its own file, so a run with more seeds reuses the ones already trained."""
     settings = rl.model_dump(mode="json", exclude={"seeds", "threads"})
+    if not settings["flag_trader"]:
+        del settings["flag_trader"]  # unset: the ids of runs made before the field existed stay valid (their models are reused)
     canonical = json.dumps({"scenario": scenario.config_hash(), "strategy": strategy, "rl": settings}, sort_keys=True)
     return f"{scenario.name}-{strategy}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
 
