@@ -23,12 +23,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout, not another one's editable install
 
 from agents.config import ScenarioConfig, apply_overrides, load_scenario, parse_scenario
 from agents.rl.config import RLConfig
