@@ -180,9 +180,11 @@ def evaluate_dataset(name: str, make: Callable[[dict[str, Any]], ScenarioConfig]
             # FLAG-Trader's own settings enter only its run id: the other methods keep their trained models.
             method_rl = rl.model_copy(update={"flag_trader": {"iterations": args.flag_iterations,
                                                               "train_sessions": args.flag_train_sessions}})
+            if method == "flag_trader_zero_shot":  # untrained and greedy: every seed gives the same curve
+                method_rl = method_rl.model_copy(update={"seeds": rl.seeds[:1]})
         run = run_rl(scenario, method, method_rl, data=data, runs_dir=runs_dir, scores=scores,
                      log=lambda message: print("  " + message, flush=True))
-        rows[method] = [run.metrics[s] for s in rl.seeds]
+        rows[method] = [run.metrics[s] for s in method_rl.seeds]
         trained = [s for s, r in run.reused.items() if not r]
         notes.append(f"{method}: {time.perf_counter() - t0:.0f} s ({'trained seeds ' + str(trained) if trained else 'all models reused'})")
     rows.update(classic_rows(data, scenario, list(args.seeds), test_start, end))
