@@ -234,6 +234,30 @@ def readme_tables(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def sweep_agreement(rows: list[dict[str, Any]], sweep_dir: Path) -> str:
+    """The agent's test Sharpe per (signal, seed) in this eval next to the same cell of ``run.py sweep
+    scenarios/sweeps/learning_eval.yaml`` (its ``results.csv``): the sweep reproduces the eval when they agree."""
+    import pandas as pd
+
+    table = pd.read_csv(sweep_dir / "results.csv")
+    agent = table[(table["strategy"] == "agent") & (table["status"] == "done")]
+    swept = {(float(json.loads(p).get("data.signal", math.nan)), int(seed)): float(sharpe)
+             for p, seed, sharpe in zip(agent["point"], agent["seed"], agent["sharpe"])}
+    lines = [f"{'signal':>6} {'seed':>5} {'eval':>8} {'sweep':>8} {'diff':>9}"]
+    diffs = []
+    for row in sorted(rows, key=lambda r: (-r["signal"], r["seed"])):
+        mine, theirs = row["sharpe"].get("agent"), swept.get((float(row["signal"]), int(row["seed"])))
+        if mine is None or theirs is None:
+            lines.append(f"{row['signal']:>6g} {row['seed']:>5d} {'-' if mine is None else f'{mine:+.3f}':>8} "
+                         f"{'-' if theirs is None else f'{theirs:+.3f}':>8} {'missing':>9}")
+            continue
+        theirs = 0.0 if math.isnan(theirs) else theirs  # a flat test period counts as 0, as in the eval
+        diffs.append(abs(mine - theirs))
+        lines.append(f"{row['signal']:>6g} {row['seed']:>5d} {mine:+8.3f} {theirs:+8.3f} {mine - theirs:+9.2e}")
+    lines.append(f"{len(diffs)} cells compared; max |eval - sweep| = {max(diffs) if diffs else math.nan:.2e}")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", type=Path, default=REPO / "scenarios" / "demo.yaml")
@@ -246,12 +270,20 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra scenario override")
     parser.add_argument("--out", type=Path, help="write rows and summary as JSON")
     parser.add_argument("--readme", action="store_true", help="print the README tables")
-    parser.add_argument("--from-json", type=Path, help="print the tables of an earlier --out file and exit")
+    parser.add_argument("--from-json", type=Path, action="append", default=[],
+                        help="print the tables of an earlier --out file and exit (repeatable with --against-sweep)")
+    parser.add_argument("--against-sweep", type=Path, help="with --from-json: compare the agent's Sharpe per seed with the "
+                        "same cells of a learning_eval sweep's output folder")
     parser.add_argument("--warm-cache", type=Path, help="an earlier eval's runs dir: each new run starts from the LLM cache "
                         "of the same arm, seed and signal there (an ablation downstream of the analysts replays them)")
     args = parser.parse_args()
     if args.from_json:
-        print(readme_tables(json.loads(args.from_json.read_text())))
+        results = [json.loads(path.read_text()) for path in args.from_json]
+        if args.against_sweep:
+            print(sweep_agreement([row for result in results for row in result["rows"]], args.against_sweep))
+        else:
+            for result in results:
+                print(readme_tables(result))
         return 0
     import yaml
 
