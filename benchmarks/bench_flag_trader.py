@@ -115,7 +115,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=FlagTraderConfig().iterations, help="PPO iterations per training run")
     parser.add_argument("--seed", type=int, default=0, help="policy seed (action sampling, minibatch order)")
     parser.add_argument("--goog-test-days", type=int, default=60, help="test sessions on GOOG")
-    parser.add_argument("--market", choices=("both", "demo", "goog"), default="both", help="which market(s) to train and test on")
+    parser.add_argument("--market", choices=("both", "demo", "goog", "none"), default="both",
+                        help="which market(s) to train and test on (none: the update timing only; eval_rl.py puts "
+                        "FLAG-Trader on the one table)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the model")
     parser.add_argument("--skip-timing", action="store_true", help="skip the 64-transition update timing")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows to this file")
@@ -130,12 +132,16 @@ def main() -> None:
     timing: dict[str, float] = {}
     if args.market in ("both", "demo"):
         timing = run_demo(config, data, scenario, schedule, run_dir, rows, args.skip_timing)
+    if args.market == "none" and not args.skip_timing:
+        timing = time_update(FlagTrader(config), data, scenario.broker, schedule.test_start)
+        print_timing(timing)
     if args.market in ("both", "goog"):
         goog = goog_market()
         warmup, train_days = scenario.episode.warmup_days, scenario.episode.train_days
         rows += compare("GOOG", goog, scenario.broker, config, (warmup, warmup + train_days),
                         (warmup + train_days, warmup + train_days + args.goog_test_days), run_dir)
-    print_table(rows)
+    if rows:
+        print_table(rows)
     if args.json:
         args.json.write_text(json.dumps({"timing": timing, "rows": rows}, indent=2) + "\n", encoding="utf-8")
 
