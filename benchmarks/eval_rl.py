@@ -138,16 +138,23 @@ def score_check(data: MarketData, scores: Any, last: int) -> str:
 
 
 def format_table(title: str, rows: dict[str, list[dict]]) -> str:
-    lines = [title, f"{'method':<16}{'n':>3}" + "".join(f"{label:>26}" for _, label in COLUMNS)]
+    """Mean and bootstrap CI over seeds per method. A seed that never traded has an undefined Sharpe
+    (a flat curve); it counts as 0, as in eval_synthetic, so a mean never drops the seeds that stayed out."""
+    lines = [title, f"{'method':<22}{'n':>3}" + "".join(f"{label:>26}" for _, label in COLUMNS)]
+    flat_notes = []
     for name, per_seed in rows.items():
         cells = []
+        flat = sum(1 for m in per_seed if not math.isfinite(m["sharpe"]) and m["annual_volatility"] == 0)
+        if flat:
+            flat_notes.append(f"{name}: {flat} of {len(per_seed)} never traded (flat curve, Sharpe counted as 0)")
         for key, _ in COLUMNS:
-            values = [m[key] for m in per_seed]
+            values = [0.0 if key == "sharpe" and not math.isfinite(m[key]) and m["annual_volatility"] == 0 else m[key]
+                      for m in per_seed]
             mean = float(np.nanmean(values)) if any(math.isfinite(v) for v in values) else math.nan
             lo, hi = bootstrap_ci(values)
             cells.append(f"{mean:>8.3f} [{lo:>7.3f},{hi:>7.3f}]")
-        lines.append(f"{name:<16}{len(per_seed):>3}" + "".join(f"{c:>26}" for c in cells))
-    return "\n".join(lines)
+        lines.append(f"{name:<22}{len(per_seed):>3}" + "".join(f"{c:>26}" for c in cells))
+    return "\n".join(lines + [f"  note: {n}" for n in flat_notes])
 
 
 def evaluate_dataset(name: str, make: Callable[[dict[str, Any]], ScenarioConfig], args: argparse.Namespace,

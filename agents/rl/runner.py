@@ -317,12 +317,17 @@ def run_rl(
     reused: dict[int, bool] = {}
     seconds: dict[int, float] = {}
     fills = []
+    saved_curves, saved_fills = _saved_tests(run_dir)
     for seed in rl.seeds:
         t0 = time.perf_counter()
         job = TrainJob(make_env, train_start, train_end, seed, rl, run_dir / "models" / f"seed{seed}", data, broker)
         policy, reused[seed] = spec.trainer(job)
         seconds[seed] = time.perf_counter() - t0
-        if hasattr(policy, "on_bar"):
+        if reused[seed] and seed in saved_curves:
+            # The same saved model on the same test sessions: its deterministic test pass is the saved one
+            # (FLAG-Trader's costs a model pass per session).
+            curves[seed], seed_fills = saved_curves[seed], saved_fills.get(seed, saved_fills.get(None))
+        elif hasattr(policy, "on_bar"):
             from env.engine import run_backtest
 
             result = run_backtest(data, policy, broker, start=test_start, end=end + 1)
@@ -336,6 +341,23 @@ def run_rl(
     baseline = _buy_and_hold(data, broker, test_start, end)
     _write_outputs(run_dir, curves, metrics, pd.concat(fills, ignore_index=True), baseline)
     return RLRun(run_id, run_dir, strategy, curves, metrics, reused, seconds, baseline, llm_stats)
+
+
+def _saved_tests(run_dir: Path) -> tuple[dict[int, pd.Series], dict[int | None, pd.DataFrame]]:
+    """The test curves and fills an earlier pass wrote to ``run_dir`` (``_write_outputs``), by seed."""
+    equity_csv, fills_csv = run_dir / "equity.csv", run_dir / "fills.csv"
+    if not (equity_csv.is_file() and fills_csv.is_file() and (run_dir / "metrics.json").is_file()):
+        return {}, {}
+    table = pd.read_csv(equity_csv, index_col="date", parse_dates=True)
+    curves = {int(c.removeprefix("seed_")): table[c].dropna().rename("equity") for c in table.columns if c.startswith("seed_")}
+    try:
+        fills = pd.read_csv(fills_csv)
+    except pd.errors.EmptyDataError:
+        fills = pd.DataFrame()
+    by_seed: dict[int | None, pd.DataFrame] = {None: fills.iloc[0:0]}
+    if "seed" in fills.columns:
+        by_seed.update({int(seed): group.drop(columns="seed") for seed, group in fills.groupby("seed")})
+    return curves, by_seed
 
 
 def _buy_and_hold(data: MarketData, broker: BrokerConfig, test_start: int, end: int) -> dict[str, float]:

@@ -70,6 +70,16 @@ def test_run_rl_writes_the_run_folder_and_a_rerun_reuses_the_models(tmp_path: Pa
     again = run_rl(scenario, "cppo", rl)
     assert again.run_id == first.run_id and again.reused == {0: True, 1: True}
     assert again.metrics == first.metrics
+    assert all(again.equity[s].equals(first.equity[s]) for s in (0, 1))
+    # a reused model's test pass is the saved one (FLAG-Trader's costs a model pass per session):
+    # an edited saved curve shows in the rerun's metrics; without the saved curves it is evaluated again
+    equity.iloc[-1, 1] *= 1.1
+    equity.to_csv(first.run_dir / "equity.csv")
+    edited = run_rl(scenario, "cppo", rl).metrics
+    assert edited[0] == first.metrics[0]
+    assert 1 + edited[1]["cumulative_return"] == pytest.approx((1 + first.metrics[1]["cumulative_return"]) * 1.1)
+    (first.run_dir / "equity.csv").unlink()
+    assert run_rl(scenario, "cppo", rl).metrics == first.metrics
 
 
 def test_cppo_deepseek_reads_scores_and_modulates_actions(tmp_path: Path) -> None:
