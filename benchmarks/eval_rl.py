@@ -187,8 +187,10 @@ def evaluate_dataset(name: str, make: Callable[[dict[str, Any]], ScenarioConfig]
             # FLAG-Trader's own settings enter only its run id: the other methods keep their trained models.
             method_rl = rl.model_copy(update={"flag_trader": {"iterations": args.flag_iterations,
                                                               "train_sessions": args.flag_train_sessions}})
+            if args.flag_seeds:
+                method_rl = method_rl.model_copy(update={"seeds": tuple(args.flag_seeds)})
             if method == "flag_trader_zero_shot":  # untrained and greedy: every seed gives the same curve
-                method_rl = method_rl.model_copy(update={"seeds": rl.seeds[:1]})
+                method_rl = method_rl.model_copy(update={"seeds": method_rl.seeds[:1]})
         run = run_rl(scenario, method, method_rl, data=data, runs_dir=runs_dir, scores=scores,
                      log=lambda message: print("  " + message, flush=True))
         rows[method] = [run.metrics[s] for s in method_rl.seeds]
@@ -212,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seeds", default="0,1,2", help="Comma list of training seeds.")
     parser.add_argument("--flag-iterations", type=int, default=8, help="FLAG-Trader's PPO iterations per seed.")
+    parser.add_argument("--flag-seeds", default="", help="Comma list of FLAG-Trader's seeds (default: --seeds); its test "
+                        "pass costs a model pass per session, so fewer seeds on a long test period.")
     parser.add_argument("--flag-train-sessions", type=int, default=30,
                         help="FLAG-Trader trains on the last this-many sessions before the test (the demo's training "
                         "window: 30); each PPO iteration costs a full-model pass per session and env.")
@@ -226,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     args.agent_seeds = [int(s) for s in args.agent_seeds.split(",") if s.strip()]
+    args.flag_seeds = [int(s) for s in args.flag_seeds.split(",") if s.strip()]
     args.methods = [m for m in args.methods.split(",") if m.strip()]
     unknown = sorted(set(args.methods) - set(RL_STRATEGY_NAMES))
     if unknown:
