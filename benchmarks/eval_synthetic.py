@@ -236,13 +236,13 @@ def readme_tables(result: dict[str, Any]) -> str:
 
 def sweep_agreement(rows: list[dict[str, Any]], sweep_dir: Path) -> str:
     """The agent's test Sharpe per (signal, seed) in this eval next to the same cell of ``run.py sweep
-    scenarios/sweeps/learning_eval.yaml`` (its ``results.csv``): the sweep reproduces the eval when they agree."""
-    import pandas as pd
-
-    table = pd.read_csv(sweep_dir / "results.csv")
-    agent = table[(table["strategy"] == "agent") & (table["status"] == "done")]
-    swept = {(float(json.loads(p).get("data.signal", math.nan)), int(seed)): float(sharpe)
-             for p, seed, sharpe in zip(agent["point"], agent["seed"], agent["sharpe"])}
+    scenarios/sweeps/learning_eval.yaml`` (every finished ``agent-full-*`` cell folder under
+    ``sweep_dir/cells``, whichever invocation ran it): the sweep reproduces the eval when they agree."""
+    swept: dict[tuple[float, int], float] = {}
+    for metrics_file in sorted((sweep_dir / "cells").glob("agent-full-*/metrics.json")):
+        config = json.loads((metrics_file.parent / "config.json").read_text())
+        sharpe = json.loads(metrics_file.read_text()).get("sharpe")
+        swept[(float(config["data"]["signal"]), int(config["data"]["seed"]))] = math.nan if sharpe is None else float(sharpe)
     lines = [f"{'signal':>6} {'seed':>5} {'eval':>8} {'sweep':>8} {'diff':>9}"]
     diffs = []
     for row in sorted(rows, key=lambda r: (-r["signal"], r["seed"])):
