@@ -55,7 +55,7 @@ def _add_backtest(subparsers: Any) -> None:
     p.add_argument(
         "--strategy", required=True,
         help="Baseline: buy_and_hold, random, macd, rsi or sma_cross; or an RL trader (needs --scenario): "
-        "ppo, a2c, dqn, cppo, ppo_deepseek, cppo_deepseek, flag_trader (RL settings via --param, e.g. timesteps=20000).",
+        "ppo, a2c, dqn, cppo, ppo_deepseek, cppo_deepseek, flag_trader, flag_trader_zero_shot (RL settings via --param, e.g. timesteps=20000 or flag_trader.iterations=4).",
     )
     p.add_argument(
         "--param", action="append", default=[], metavar="KEY=VALUE",
