@@ -1,9 +1,13 @@
-"""Local LLM backend speed on a ~400-token prompt. Prints a table with targets.
+"""Local LLM backend speed on a ~400-token prompt. Prints a table with targets, then the runtimes.
 
-    .venv/bin/python benchmarks/bench_llm.py [--threads 2] [--repeats 3]
+    .venv/bin/python benchmarks/bench_llm.py [--threads 2] [--repeats 3] [--runtimes torch,ct2,ct2-int8]
 
 Targets (2 cores, idle machine): choose over 3 options <= 0.5 s; cache hit <= 1 ms.
 The machine may be shared: the table reports medians, and ratios are more reliable than times.
+
+The runtime table times the same calls on torch eager (the peer) and CTranslate2 (float32 and
+int8), interleaved so load hits all alike, and says how far each one's answers are from torch's:
+the largest difference of a calibrated probability and how often it makes torch's call.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement (median)")
     parser.add_argument("--batch", type=int, default=8, help="requests in the choose_many comparison")
+    parser.add_argument("--runtimes", default="torch,ct2,ct2-int8",
+                        help="runtimes of the second table (torch, ct2 = CTranslate2 float32, ct2-int8); empty skips it")
     args = parser.parse_args(argv)
 
     config = LocalBackendConfig(threads=args.threads, batch_size=args.batch)
@@ -123,6 +129,54 @@ def main(argv: list[str] | None = None) -> None:
     print("-" * 72)
     for name, seconds, note in rows:
         print(f"{name:<36} {seconds:>10.4f}  {note}")
+    names = [n for n in args.runtimes.split(",") if n]
+    if names:
+        runtime_table(config, names, [list(r.messages) for r in requests] + items, args.repeats)
+
+
+RUNTIMES = {
+    "torch": {"runtime": "torch"},
+    "ct2": {"runtime": "ctranslate2", "compute_type": "float32"},
+    "ct2-int8": {"runtime": "ctranslate2", "compute_type": "int8"},
+}
+
+
+def runtime_table(config: LocalBackendConfig, names: list[str], prompts: list[list[ChatMessage]], repeats: int) -> None:
+    """The same choose and text calls on each runtime, interleaved; speed and answers against torch."""
+    unknown = sorted(set(names) - set(RUNTIMES))
+    if unknown:
+        raise SystemExit(f"--runtimes: unknown {unknown}; choose from {sorted(RUNTIMES)}")
+    names = ["torch", *[n for n in names if n != "torch"]]  # torch is the peer every ratio is against
+    backends = {n: LocalBackend(config.model_copy(update=RUNTIMES[n])) for n in names}
+    three = ["buy", "sell", "hold"]
+    start = {}
+    for name, b in backends.items():
+        t0 = time.perf_counter()
+        b.choose(prompts[0], three, agent="b", fallback="hold")  # load (and convert once), content-free scores
+        start[name] = time.perf_counter() - t0
+    times: dict[str, list[float]] = {n: [] for n in names}
+    text_times: dict[str, list[float]] = {n: [] for n in names}
+    answers: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    for k, messages in enumerate(prompts):
+        for name, b in backends.items():
+            t0 = time.perf_counter()
+            answers[name].append(b.choose(messages, three, agent="b", fallback="hold").probs)
+            times[name].append(time.perf_counter() - t0)
+    for _ in range(max(1, repeats)):
+        for name, b in backends.items():
+            text_times[name].append(median_time(lambda: b.text(prompts[0], agent="b", max_tokens=32), 1))
+    peer, peer_text = statistics.median(times["torch"]), statistics.median(text_times["torch"])
+    print(f"\nRuntimes: {len(prompts)} choose calls each ({min(len(backends['torch']._prompt_ids(p)) for p in prompts)}-"
+          f"{max(len(backends['torch']._prompt_ids(p)) for p in prompts)} tokens, interleaved), threads={config.threads}")
+    print(f"{'runtime':<10} {'first call s':>12} {'choose s':>9} {'vs torch':>9} {'text32 s':>9} {'vs torch':>9} "
+          f"{'max |dp|':>9} {'same call':>10}")
+    print("-" * 86)
+    for name in names:
+        choose, text = statistics.median(times[name]), statistics.median(text_times[name])
+        dp = max(abs(a[o] - t[o]) for a, t in zip(answers[name], answers["torch"]) for o in three)
+        same = sum(max(a, key=a.get) == max(t, key=t.get) for a, t in zip(answers[name], answers["torch"]))
+        print(f"{name:<10} {start[name]:>12.2f} {choose:>9.3f} {peer / choose:>8.2f}x {text:>9.3f} {peer_text / text:>8.2f}x "
+              f"{dp:>9.4f} {same:>4}/{len(prompts):<5}")
 
 
 if __name__ == "__main__":

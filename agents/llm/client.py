@@ -47,11 +47,12 @@ def backend_identity(config: BackendConfig) -> dict[str, Any]:
     if isinstance(config, LocalBackendConfig):
         from .local import local_model_id  # light: no torch at import
 
-        return {
-            "backend": "local",
-            "model": local_model_id(config),
-            "params": {"calibrate": config.calibrate, "max_new_tokens": config.max_new_tokens, "seed": config.seed},
-        }
+        params: dict[str, Any] = {"calibrate": config.calibrate, "max_new_tokens": config.max_new_tokens, "seed": config.seed}
+        if config.runtime != "torch":
+            # Another runtime's numbers differ in the last digits: its answers are its own. (torch adds
+            # nothing, so the keys of every earlier recording stay valid.)
+            params.update(runtime=config.runtime, compute_type=config.compute_type)
+        return {"backend": "local", "model": local_model_id(config), "params": params}
     model = config.request_model if config.kind == "vllm" else config.model  # type: ignore[union-attr]
     return {
         "backend": config.kind,

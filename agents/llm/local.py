@@ -9,6 +9,10 @@ way whatever the input (a prior towards "buy"), so by default they are *calibrat
 option's log-likelihood under a content-free version of the prompt (every user message
 replaced by "N/A") is subtracted before the softmax (Zhao et al. 2021, "Calibrate before
 use"). On content-free input the calibrated probabilities are therefore uniform.
+
+``runtime: ctranslate2`` computes the same scores and generations with CTranslate2
+(``agents/llm/ct2_runtime.py``); everything above (calibration, the cached system prefix, the
+fallbacks) is shared by both runtimes.
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ def _softmax(scores: Sequence[float]) -> list[float]:
 
 
 class LocalBackend:
-    """transformers + torch CPU backend. The model is loaded on first use, never at construction."""
+    """The embedded model on CPU (torch eager, or CTranslate2). Loaded on first use, never at construction."""
 
     kind = "local"
 
@@ -82,6 +86,7 @@ class LocalBackend:
         self.model_name = local_model_id(config)
         self._loader = loader
         self._loaded: LocalModel | None = None
+        self._ct2: Any = None  # agents.llm.ct2_runtime.Ct2Model, with runtime: ctranslate2
         self._lock = threading.RLock()
         # Content-free scores per (template messages, options): computed once per process.
         self._calibration: dict[str, list[float]] = {}
@@ -104,13 +109,36 @@ class LocalBackend:
         return self._loaded
 
     @property
+    def ct2(self) -> Any:
+        """The CTranslate2 model (runtime: ctranslate2), converted once and loaded on first access."""
+        if self._ct2 is None:
+            from .ct2_runtime import load_ct2_model
+
+            cache_dir = Path(self.config.cache_dir) if self.config.cache_dir else None
+            self._ct2 = load_ct2_model(
+                self.config.model_path, compute_type=self.config.compute_type, threads=self.config.threads,
+                cache_dir=cache_dir,
+            )
+        return self._ct2
+
+    @property
+    def uses_ct2(self) -> bool:
+        return self.config.runtime == "ctranslate2"
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer (the same folder's for both runtimes)."""
+        return self.ct2.tokenizer if self.uses_ct2 else self.loaded.tokenizer
+
+    @property
     def is_loaded(self) -> bool:
         """True once a call has loaded the model."""
-        return self._loaded is not None
+        return self._loaded is not None or self._ct2 is not None
 
     def close(self) -> None:
         """Drop this backend's reference to the model."""
         self._loaded = None
+        self._ct2 = None
 
     def _record(self, agent: str, kind: str, start: float, **fields: Any) -> CallRecord:
         return CallRecord(
@@ -125,7 +153,7 @@ class LocalBackend:
         )
 
     def _prompt_ids(self, messages: Sequence[ChatMessage], suffix: str = "") -> list[int]:
-        tokenizer = self.loaded.tokenizer
+        tokenizer = self.tokenizer
         rendered = tokenizer.apply_chat_template(
             [message.model_dump() for message in messages], add_generation_prompt=True, tokenize=False
         )
@@ -135,6 +163,12 @@ class LocalBackend:
     def _generate(
         self, prompt: list[int], *, max_tokens: int, temperature: float, stop: Callable[[str], bool] | None = None
     ) -> tuple[str, int]:
+        if self.uses_ct2:
+            from .ct2_runtime import generate
+
+            return generate(
+                self.ct2, prompt, max_tokens=max_tokens, temperature=temperature, seed=self.config.seed, stop=stop
+            )
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -224,7 +258,7 @@ class LocalBackend:
 
     # ------------------------------------------------------------------ choose
     def _option_ids(self, options: Sequence[str]) -> list[list[int]]:
-        tokenizer = self.loaded.tokenizer
+        tokenizer = self.tokenizer
         ids = [list(tokenizer(option, add_special_tokens=False)["input_ids"]) for option in options]
         for option, tokens in zip(options, ids):
             if not tokens:
@@ -241,7 +275,7 @@ class LocalBackend:
             system.append(message.model_dump())
         if not system:
             return 0
-        tokenizer = self.loaded.tokenizer
+        tokenizer = self.tokenizer
         rendered = tokenizer.apply_chat_template(system, add_generation_prompt=False, tokenize=False)
         ids = tokenizer(rendered, add_special_tokens=False)["input_ids"]
         return len(ids) if prompt[: len(ids)] == list(ids) else 0
@@ -285,8 +319,17 @@ class LocalBackend:
         (right-aligned, padding between prefix and suffix) gives every option's first token; a second
         pass over the cached prompts scores the remaining tokens of multi-token options.
         ``cacheable[i]``: how many leading tokens of prompt ``i`` may be cached (None: none).
-        Returns ``scores[i][j]`` for prompt ``i``, option ``j``.
+        Returns ``scores[i][j]`` for prompt ``i``, option ``j``. With ``runtime: ctranslate2`` the same
+        scores come from ``ct2_runtime.score_options`` (each prompt's cacheable prefix as its static prompt).
         """
+        if self.uses_ct2:
+            from .ct2_runtime import score_options
+
+            usable = self.config.prefix_cache_entries > 0 and cacheable is not None
+            prefixes = [
+                c if usable and c >= self.config.min_prefix_tokens else 0 for c in (cacheable or [0] * len(prompts))
+            ]
+            return score_options(self.ct2, prompts, options, prefixes)
         import torch
         from transformers import DynamicCache
 
