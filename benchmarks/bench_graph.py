@@ -1,7 +1,7 @@
 """Agent-graph speed and storage on the embedded default: wall time per ticker-day cold, model
 calls per ticker-day, the same run replayed from the LLM cache, and how the checkpoints grow.
 
-    .venv/bin/python benchmarks/bench_graph.py [--sessions 20] [--tickers 1] [--growth-sessions 500]
+    .venv/bin/python benchmarks/bench_graph.py [--sessions 20] [--tickers 1] [--growth-sessions 500] [--runtimes torch,ct2]
 
 Targets on 2 cores: <= 2 s per ticker-day cold, <= 20 ms replayed, <= 6 model calls per ticker-day;
 checkpoint bytes per session constant in run length (last 100 sessions <= 1.2x the first 100 of a
@@ -11,6 +11,9 @@ checkpoint bytes per session constant in run length (last 100 sessions <= 1.2x t
 "Cold" means no LLM cache (the model is loaded and converted beforehand and timed separately).
 The replayed run makes zero model calls for answers; hidden-state features for the reward adapter
 come from the on-disk feature cache written by the cold run.
+``--runtimes torch,ct2`` adds a cold run of the same sessions per further runtime of the local
+backend (``ct2``: CTranslate2 float32, ``ct2-int8``), each against the torch run of this
+benchmark: wall per ticker-day, the ratio, and whether its ledger equals torch's.
 """
 
 from __future__ import annotations
@@ -32,7 +35,15 @@ from agents.trace import read_traces  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def scenario(runs: Path, cache_dir: Path, sessions: int, tickers: int, mode: str, cache_path: Path, embedding_cache: bool = True):
+RUNTIMES = {
+    "torch": {},
+    "ct2": {"runtime": "ctranslate2"},
+    "ct2-int8": {"runtime": "ctranslate2", "compute_type": "int8"},
+}
+
+
+def scenario(runs: Path, cache_dir: Path, sessions: int, tickers: int, mode: str, cache_path: Path,
+             embedding_cache: bool = True, runtime: str = "torch"):
     names = ["ACME", "BOLT", "CRUX", "DYNO", "ECHO"][:tickers]
     train = max(1, sessions * 2 // 3)
     return parse_scenario(
@@ -42,7 +53,8 @@ def scenario(runs: Path, cache_dir: Path, sessions: int, tickers: int, mode: str
             "runs_dir": str(runs),
             "cache_dir": str(cache_dir),
             "data": {"kind": "synthetic", "tickers": names, "days": 30 + sessions + 1, "seed": 1, "signal": 0.8},
-            "llm": {"backends": {"local": {"kind": "local", "threads": 2}}, "cache": {"mode": mode, "path": str(cache_path)}},
+            "llm": {"backends": {"local": {"kind": "local", "threads": 2, **RUNTIMES[runtime]}},
+                    "cache": {"mode": mode, "path": str(cache_path)}},
             "episode": {"warmup_days": 30, "train_days": train, "test_days": sessions - train, "refit_every_days": 10},
             "memory": {"embedding_cache": embedding_cache},
         },
@@ -134,7 +146,12 @@ def main() -> int:
     parser.add_argument("--tickers", type=int, default=1, help="Tickers traded (1-5).")
     parser.add_argument("--growth-sessions", type=int, default=500, help="Sessions of the checkpoint-growth run (0 skips it).")
     parser.add_argument("--skip-model", action="store_true", help="Only the growth run (no model load, no cold run).")
+    parser.add_argument("--runtimes", default="torch", help="Runtimes of the local backend to run cold, e.g. torch,ct2 "
+                        f"(torch is always the peer); from {sorted(RUNTIMES)}.")
     args = parser.parse_args()
+    others = [r for r in args.runtimes.split(",") if r and r != "torch"]
+    if set(others) - set(RUNTIMES):
+        parser.error(f"--runtimes: unknown {sorted(set(others) - set(RUNTIMES))}; choose from {sorted(RUNTIMES)}")
     growth_rows = growth(args.growth_sessions, args.tickers) if args.growth_sessions else []
     if args.skip_model:
         _print(f"agent graph storage, {args.tickers} ticker(s)", growth_rows)
@@ -170,6 +187,26 @@ def main() -> int:
         replay_steady = steady_state_per_session(replay.run_dir) / args.tickers
         # The median drops one-off costs inside a session (the first optimiser use imports torch._dynamo, ~1-2 s).
         replay_median = statistics.median(session_seconds(replay.run_dir)) / args.tickers
+        runtime_rows = []
+        for name in others:
+            # Loaded and converted before the clock starts, as torch's model is above.
+            from agents.llm.ct2_runtime import load_ct2_model
+
+            load_ct2_model(None, compute_type=RUNTIMES[name].get("compute_type", "float32"), threads=2)
+            # Its own feature and embedding caches, cold like torch's were.
+            cfg = scenario(tmp / name, tmp / f"cache-{name}", args.sessions, args.tickers, "record", tmp / f"{name}.sqlite",
+                           runtime=name)
+            other = execute(cfg, resume=False, progress=False)
+            assert other.finished
+            steady = steady_state_per_session(other.run_dir) / args.tickers
+            _, other_calls = per_ticker_day(other.run_dir)
+            equal = (other.run_dir / "fills.csv").read_text() == (cold.run_dir / "fills.csv").read_text()
+            runtime_rows += [
+                (f"cold, {name}: wall per ticker-day, steady state", f"{steady:.3f} s",
+                 f"<= 2 s; {cold_steady / steady:.2f}x torch's"),
+                (f"cold, {name}: model calls per ticker-day (mean)", f"{statistics.mean(other_calls.values()):.2f}", "<= 6"),
+                (f"cold, {name}: ledger identical to torch's", str(equal), "True for float32"),
+            ]
 
     rows = [
         ("model load (converted cache)", f"{load_s:.2f} s", ""),
@@ -185,6 +222,7 @@ def main() -> int:
         ("replay: model calls (total)", f"{sum(replay_calls.values())}", "0"),
         ("replay: ledger identical to cold run", str(same), "True"),
         ("cold / replay speed ratio", f"{cold_s / max(replay_s, 1e-9):.0f}x", ""),
+        *runtime_rows,
     ]
     _print(f"agent graph, {args.sessions} sessions x {args.tickers} ticker(s) (whole run incl. outputs and baselines)", rows + growth_rows)
     return 0
