@@ -236,7 +236,7 @@ def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cach
     run_id = run_id or config.run_id()
     run_dir = Path(config.runs_dir) / run_id
     ckpt = run_dir / "checkpoints.sqlite"
-    if not resume and _has_checkpoint(ckpt):
+    if not resume and has_checkpoint(ckpt):
         raise ResumeError(f"run {run_id} already exists in {run_dir}; use `python run.py resume {run_id}` or delete the folder")
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
@@ -295,8 +295,9 @@ def execute(config: ScenarioConfig, *, resume: bool, progress: bool = True, cach
     return RunOutcome(run_id, run_dir, True, metrics, baselines)
 
 
-def _has_checkpoint(path: Path) -> bool:
-    """Whether ``path`` holds at least one LangGraph checkpoint (a missing file or table means no)."""
+def has_checkpoint(path: Path) -> bool:
+    """Whether ``path`` (a run's ``checkpoints.sqlite``) holds at least one LangGraph checkpoint, i.e.
+    whether the run has begun and must be resumed rather than started (a missing file or table means no)."""
     if not path.exists():
         return False
     conn = sqlite3.connect(path)

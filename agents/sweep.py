@@ -189,11 +189,11 @@ def expand_cells(sweep: SweepConfig, scenario_path: Path, out_dir: Path) -> list
 
 # -- cell runners ---------------------------------------------------------------------------------
 def _run_agent(config: ScenarioConfig, run_dir: Path, params: dict[str, Any]) -> None:
-    from agents.runtime import _has_checkpoint, execute
+    from agents.runtime import has_checkpoint, execute
 
     if params:
         raise ConfigError(f"the agent takes its settings from scenario overrides, not params (got {sorted(params)})")
-    resume = _has_checkpoint(run_dir / "checkpoints.sqlite")
+    resume = has_checkpoint(run_dir / "checkpoints.sqlite")
     outcome = execute(config, resume=resume, progress=False, run_id=run_dir.name)
     if not outcome.finished:
         raise TradegraphError(f"agent run {outcome.run_id} did not finish: {outcome.message}")
@@ -326,28 +326,37 @@ def warm_sources(config: ScenarioConfig, folders: tuple[Path, ...]) -> list[Path
     return found
 
 
-def warm_start(cell: Cell) -> None:
-    """Seed a fresh agent cell's LLM cache from the sweep's ``warm_cache`` runs on the same data.
+def seed_llm_cache(config: ScenarioConfig, run_dir: Path, folders: tuple[Path, ...]) -> int | None:
+    """Start a fresh run's LLM cache from the answers of earlier runs in ``folders`` on the same data.
 
-    Only before the cell's first step (no checkpoint, no cache yet) and only for the default cache
-    file in mode auto or replay; the merge is recorded in ``warm_cache.json`` next to it.
+    Only before the run's first step (no checkpoint, no cache yet) and only for the default cache
+    file in mode auto or replay. The cache becomes the union of ``warm_sources`` (``merge_caches``);
+    what was merged is recorded in ``warm_cache.json`` next to it. Returns the number of answers
+    merged, or None when nothing was seeded. Used by sweep cells and by ``eval_synthetic``.
     """
-    from agents.runtime import _has_checkpoint
+    from agents.runtime import has_checkpoint
 
-    llm = cell.config.llm
-    target = cell.run_dir / "llm_cache.sqlite"
+    llm = config.llm
+    target = run_dir / "llm_cache.sqlite"
     if llm.cache.path or llm.cache.mode.value not in ("auto", "replay") or target.exists():
-        return
-    if _has_checkpoint(cell.run_dir / "checkpoints.sqlite"):
-        return
-    sources = warm_sources(cell.config, cell.warm)
+        return None
+    if has_checkpoint(run_dir / "checkpoints.sqlite"):
+        return None
+    sources = warm_sources(config, folders)
     if not sources:
-        return
+        return None
     from agents.llm.cache import merge_caches
 
+    run_dir.mkdir(parents=True, exist_ok=True)
     answers = merge_caches(target, sources)
-    (cell.run_dir / "warm_cache.json").write_text(
+    (run_dir / "warm_cache.json").write_text(
         json.dumps({"sources": [str(s) for s in sources], "answers": answers}, indent=2), encoding="utf-8")
+    return answers
+
+
+def warm_start(cell: Cell) -> None:
+    """Seed a fresh agent cell's LLM cache from the sweep's ``warm_cache`` runs (``seed_llm_cache``)."""
+    seed_llm_cache(cell.config, cell.run_dir, cell.warm)
 
 
 # -- the sweep ------------------------------------------------------------------------------------

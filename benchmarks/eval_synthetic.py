@@ -63,43 +63,28 @@ def _config(scenario: Path, runs: Path, seed: int, signal: float, arm: str, extr
     return load_scenario(scenario, overrides)
 
 
-def warm_cache(run_dir: Path, warm: Path | None) -> str | None:
-    """Before a fresh run: copy the LLM cache of the same (arm, seed, signal) run of an earlier eval
-    under ``warm``, so an ablation that changes only what follows the analysts replays their answers
-    (every cache hit is still an answer the same model gave the same prompt). Returns the source."""
-    import shutil
-
-    target = run_dir / "llm_cache.sqlite"
-    if warm is None or target.exists():
-        return None
-    prefix = run_dir.name.rsplit("-", 1)[0] + "-"
-    sources = sorted(p for p in warm.glob(f"{prefix}*/llm_cache.sqlite") if p.parent.name.rsplit("-", 1)[0] + "-" == prefix)
-    if not sources:
-        return None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(sources[-1], target)
-    return str(sources[-1])
-
-
 def run_job(scenario: str, runs: str, seed: int, signal: float, arm: str, extra: dict[str, Any],
             warm: str | None = None) -> dict[str, Any]:
     """One (seed, signal, arm): run, resume or read back the run; returns its row."""
     from agents.llm.truth_reader import TruthReader
-    from agents.runtime import _has_checkpoint, execute, load_data
+    from agents.runtime import execute, has_checkpoint, load_data
     from agents.state import ANALYST_AGENTS
+    from agents.sweep import seed_llm_cache
 
     config = _config(Path(scenario), Path(runs), seed, signal, arm, extra)
     run_dir = Path(runs) / config.run_id()
     started = time.perf_counter()
     if not (run_dir / "metrics.json").exists():
-        if not _has_checkpoint(run_dir / "checkpoints.sqlite"):
-            warm_cache(run_dir, Path(warm) if warm else None)
+        if warm:
+            # The answers earlier runs recorded on the same data (an ablation downstream of the analysts
+            # replays theirs); every hit is an answer the same model gave the very same request.
+            seed_llm_cache(config, run_dir, (Path(warm).resolve(),))
         data = load_data(config)
         wrap = None
         if arm == "agent_truth":
             readers = set(ANALYST_AGENTS.values())
             wrap = lambda agent, llm: TruthReader(llm, data) if agent in readers else llm  # noqa: E731
-        outcome = execute(config, resume=_has_checkpoint(run_dir / "checkpoints.sqlite"), progress=False, data=data,
+        outcome = execute(config, resume=has_checkpoint(run_dir / "checkpoints.sqlite"), progress=False, data=data,
                           wrap_llm=wrap)
         if not outcome.finished:
             raise RuntimeError(f"{config.run_id()}: {outcome.message}")
@@ -274,9 +259,11 @@ def main() -> int:
                         help="print the tables of an earlier --out file and exit (repeatable with --against-sweep)")
     parser.add_argument("--against-sweep", type=Path, help="with --from-json: compare the agent's Sharpe per seed with the "
                         "same cells of a learning_eval sweep's output folder")
-    parser.add_argument("--warm-cache", type=Path, help="an earlier eval's runs dir: each new run starts from the LLM cache "
-                        "of the same arm, seed and signal there (an ablation downstream of the analysts replays them)")
+    parser.add_argument("--warm-cache", type=Path, help="an earlier eval's runs dir (or a sweep's folder): each new run "
+                        "starts from the union of the LLM caches of the runs there on the same data (agents.sweep.seed_llm_cache)")
     args = parser.parse_args()
+    if args.warm_cache is not None and not args.warm_cache.is_dir():
+        parser.error(f"--warm-cache: {args.warm_cache} is not a folder")
     if args.from_json:
         results = [json.loads(path.read_text()) for path in args.from_json]
         if args.against_sweep:

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from agents.runtime import _has_checkpoint
+from agents.runtime import has_checkpoint
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -127,7 +127,7 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_pat
     # Killed while it loads data and models: the folder and config.json exist, no checkpoint does.
     runs = tmp_path / "early"
     run_dir = _kill_when(runs, tmp_path, lambda folder: (folder / "config.json").exists())
-    assert not _has_checkpoint(run_dir / "checkpoints.sqlite"), "killed too late for this test"
+    assert not has_checkpoint(run_dir / "checkpoints.sqlite"), "killed too late for this test"
 
     resumed = _run(["resume", run_dir.name, "--runs-dir", str(runs), "--no-progress"], timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
