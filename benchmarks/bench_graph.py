@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 RUNTIMES = {
-    "torch": {},
+    "torch": {"runtime": "torch"},
     "ct2": {"runtime": "ctranslate2"},
     "ct2-int8": {"runtime": "ctranslate2", "compute_type": "int8"},
 }
@@ -146,7 +146,7 @@ def main() -> int:
     parser.add_argument("--tickers", type=int, default=1, help="Tickers traded (1-5).")
     parser.add_argument("--growth-sessions", type=int, default=500, help="Sessions of the checkpoint-growth run (0 skips it).")
     parser.add_argument("--skip-model", action="store_true", help="Only the growth run (no model load, no cold run).")
-    parser.add_argument("--runtimes", default="torch", help="Runtimes of the local backend to run cold, e.g. torch,ct2 "
+    parser.add_argument("--runtimes", default="torch,ct2", help="Runtimes of the local backend to run cold, e.g. torch,ct2 "
                         f"(torch is always the peer); from {sorted(RUNTIMES)}.")
     args = parser.parse_args()
     others = [r for r in args.runtimes.split(",") if r and r != "torch"]

@@ -1,8 +1,9 @@
 """Local LLM backend speed on a ~400-token prompt. Prints a table with targets, then the runtimes.
 
-    .venv/bin/python benchmarks/bench_llm.py [--threads 2] [--repeats 3] [--runtimes torch,ct2,ct2-int8]
+    .venv/bin/python benchmarks/bench_llm.py [--threads 2] [--repeats 3] [--runtime ct2] [--runtimes torch,ct2,ct2-int8]
 
-Targets (2 cores, idle machine): choose over 3 options <= 0.5 s; cache hit <= 1 ms.
+The first table times one runtime (``--runtime``; the default is the backend's default, CTranslate2
+float32). Targets (2 cores, idle machine): choose over 3 options <= 0.5 s; cache hit <= 1 ms.
 The machine may be shared: the table reports medians, and ratios are more reliable than times.
 
 The runtime table times the same calls on torch eager (the peer) and CTranslate2 (float32 and
@@ -71,9 +72,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=8, help="requests in the choose_many comparison")
     parser.add_argument("--runtimes", default="torch,ct2,ct2-int8",
                         help="runtimes of the second table (torch, ct2 = CTranslate2 float32, ct2-int8); empty skips it")
+    parser.add_argument("--runtime", default="ct2", choices=sorted(RUNTIMES), help="runtime of the first table (ct2: the default)")
     args = parser.parse_args(argv)
 
-    config = LocalBackendConfig(threads=args.threads, batch_size=args.batch)
+    config = LocalBackendConfig(threads=args.threads, batch_size=args.batch, **RUNTIMES[args.runtime])
     backend = LocalBackend(config)
     start = time.perf_counter()
     backend.loaded
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
             hits = [median_time(lambda: llm.choose(messages, three, agent="bench", fallback="hold"), 1) for _ in range(50)]
             rows.append(("cache hit (choose, SQLite)", statistics.median(hits), "<= 1 ms"))
 
-    print(f"\nLocal backend: {backend.model_name}, prompt {n_tokens} tokens, threads={args.threads}, median of {args.repeats}")
+    print(f"\nLocal backend: {backend.model_name} on {args.runtime}, prompt {n_tokens} tokens, threads={args.threads}, median of {args.repeats}")
     print(f"{'measurement':<36} {'seconds':>10}  target / note")
     print("-" * 72)
     for name, seconds, note in rows:

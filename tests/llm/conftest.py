@@ -13,9 +13,11 @@ from agents.llm.local import LocalBackend
 
 @pytest.fixture(scope="session")
 def local_config() -> LocalBackendConfig:
-    """The embedded model on ONE thread: the suite shares 2 cores with other jobs, and under that
-    contention 2 torch threads oversubscribe and ran ~8x slower than 1 (measured)."""
-    return LocalBackendConfig(threads=1)
+    """The embedded model on torch (the runtime these tests read the internals of; the default,
+    CTranslate2, is checked against it in test_ct2_runtime.py) and on ONE thread: the suite shares 2
+    cores with other jobs, and under that contention 2 torch threads oversubscribe and ran ~8x slower
+    than 1 (measured)."""
+    return LocalBackendConfig(threads=1, runtime="torch")
 
 
 @pytest.fixture(scope="session")

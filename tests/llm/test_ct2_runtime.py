@@ -3,6 +3,7 @@ torch (float32), close ones (int8), its own cache identity, and a conversion tha
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -15,7 +16,8 @@ from agents.llm.config import LocalBackendConfig
 from agents.llm.ct2_runtime import MARKER, convert, ct2_folder
 from agents.llm.local import LocalBackend
 from agents.llm.local_model import converted_model_folder
-from env.errors import ConfigError
+from agents.runtime import load_run_config
+from env.errors import ConfigError, ResumeError
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +95,7 @@ def test_int8_is_calibrated_but_its_own_model(local_config: LocalBackendConfig, 
         assert sum(c.probs.values()) == pytest.approx(1.0) and not c.record.fallback
         assert list(c.scores.values()) != pytest.approx(list(t.scores.values()), abs=1e-3)
     identities = {json.dumps(backend_identity(LocalBackendConfig(**kw)), sort_keys=True) for kw in (
-        {}, {"runtime": "ctranslate2"}, {"runtime": "ctranslate2", "compute_type": "int8"}
+        {"runtime": "torch"}, {}, {"runtime": "ctranslate2", "compute_type": "int8"}
     )}
     assert len(identities) == 3
 
@@ -118,25 +120,40 @@ def test_multi_token_options_on_ct2_match_full_sequence_scores(ct2_backend: Loca
         assert ours == pytest.approx(torch_scores, abs=2e-3)
 
 
-def test_torch_default_keeps_earlier_cache_keys_and_run_ids(tmp_path) -> None:
-    """The new fields are left out at their defaults: cache identities and scenario hashes of every
-    earlier recording stay valid; choosing CTranslate2 changes both."""
-    assert backend_identity(LocalBackendConfig()) == {
+def test_ctranslate2_is_the_default_and_named_in_run_ids_while_torch_keeps_its_cache_keys(tmp_path) -> None:
+    """CTranslate2 float32 is the default runtime. The runtime is always in the dump, so run ids and
+    config.json say which one ran (a config.json from before the switch, without it, no longer
+    hashes to its id instead of silently switching runtime); torch's cache identity is the first
+    releases', so their recorded answers stay valid for runtime: torch."""
+    assert LocalBackendConfig().runtime == "ctranslate2" and LocalBackendConfig().compute_type == "float32"
+    assert backend_identity(LocalBackendConfig(runtime="torch")) == {
         "backend": "local",
         "model": "SmolLM2-135M-Instruct.Q4_1",
         "params": {"calibrate": True, "max_new_tokens": 256, "seed": 0},
     }
+    assert backend_identity(LocalBackendConfig())["params"]["runtime"] == "ctranslate2"
     raw = {"name": "x", "data": {"kind": "synthetic", "tickers": ["ACME"], "days": 60}, "llm": {"backends": {"local": {"kind": "local"}}}}
-    torch_cfg = ScenarioConfig.model_validate(raw)
-    dumped = torch_cfg.model_dump(mode="json")["llm"]["backends"]["local"]
-    assert "runtime" not in dumped and "compute_type" not in dumped
-    ct2_raw = json.loads(json.dumps(raw))
-    ct2_raw["llm"]["backends"]["local"]["runtime"] = "ctranslate2"
-    ct2_cfg = ScenarioConfig.model_validate(ct2_raw)
-    assert ct2_cfg.run_id() != torch_cfg.run_id()
-    assert ScenarioConfig.model_validate(ct2_cfg.model_dump(mode="json")) == ct2_cfg  # config.json round-trips
+    default_cfg = ScenarioConfig.model_validate(raw)
+    dumped = default_cfg.model_dump(mode="json")["llm"]["backends"]["local"]
+    assert dumped["runtime"] == "ctranslate2" and "compute_type" not in dumped
+    torch_raw = json.loads(json.dumps(raw))
+    torch_raw["llm"]["backends"]["local"]["runtime"] = "torch"
+    torch_cfg = ScenarioConfig.model_validate(torch_raw)
+    assert torch_cfg.model_dump(mode="json")["llm"]["backends"]["local"]["runtime"] == "torch"
+    assert torch_cfg.run_id() != default_cfg.run_id()
+    for cfg in (default_cfg, torch_cfg):
+        assert ScenarioConfig.model_validate(cfg.model_dump(mode="json")) == cfg  # config.json round-trips
+    # An earlier release's torch run: its config.json left the runtime out and its id hashed that.
+    # It now reads as CTranslate2, so it no longer hashes to its id and a resume refuses it.
+    old = torch_cfg.model_dump(mode="json")
+    del old["llm"]["backends"]["local"]["runtime"]
+    old_id = f"x-{hashlib.sha256(json.dumps(old, sort_keys=True, separators=(',', ':')).encode()).hexdigest()[:10]}"
+    (tmp_path / old_id).mkdir()
+    (tmp_path / old_id / "config.json").write_text(json.dumps(old))
+    with pytest.raises(ResumeError, match="no longer hashes to"):
+        load_run_config(tmp_path, old_id)
     with pytest.raises(ValueError, match="compute_type 'int8' applies to runtime: ctranslate2 only"):
-        LocalBackendConfig(compute_type="int8")
+        LocalBackendConfig(runtime="torch", compute_type="int8")
 
 
 def test_conversion_is_cached_and_redone_when_its_source_changes(tmp_path) -> None:

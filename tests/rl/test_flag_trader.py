@@ -107,7 +107,7 @@ def test_zero_shot_probabilities_are_the_calibrated_choose_scores(loaded, config
     assert "Acme beats quarterly estimates" in rendered.user and "UNTRUSTED DATA" in rendered.user
     probs = trader.action_probs([trader.prompt(data.view(25), broker.portfolio(), "ACME")])[0]
     assert probs.sum() == pytest.approx(1.0, abs=1e-6)
-    backend = LocalBackend(LocalBackendConfig(calibrate=True), loader=lambda *args: loaded)
+    backend = LocalBackend(LocalBackendConfig(calibrate=True, runtime="torch"), loader=lambda *args: loaded)
     choice = backend.choose(rendered.chat(), ACTIONS, agent="test", fallback="hold")
     assert choice.calibrated
     np.testing.assert_allclose(probs, [choice.probs[a] for a in ACTIONS], atol=1e-4)
