@@ -7,7 +7,8 @@ informative news and with pure-noise news, through the project's own engine and 
 Per seed and signal it runs the arms (``agent``: the scenario as configured; ``agent_truth``: the
 same agent whose analysts read every news item with its true tone, ``agents.llm.truth_reader``,
 the evaluation-only backend that measures the pipeline when reading is perfect) and the references
-buy-and-hold, ``news_oracle`` (knows each item's true tone), ``news_tfidf`` (TF-IDF + logistic
+buy-and-hold, ``news_oracle`` (knows each item's true tone), ``news_oracle_sign`` (knows only its sign:
+the bound for analysts that get every label right), ``news_tfidf`` (TF-IDF + logistic
 regression on matured labels) and MACD, each with Sharpe, return, max drawdown, exposure and fills.
 
 Per signal group: the mean gap to buy-and-hold of every strategy with a bootstrap 95 % CI over
@@ -40,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 REPO = Path(__file__).resolve().parents[1]
 ARMS = ("agent", "agent_truth")
-REFERENCES = ("buy_and_hold", "news_oracle", "news_tfidf", "macd")
+REFERENCES = ("buy_and_hold", "news_oracle", "news_oracle_sign", "news_tfidf", "macd")
 
 
 def _num(value: Any) -> float:
@@ -150,15 +151,19 @@ def _std(values: list[float]) -> float:
 
 
 def references(scenario: str, runs: str, seed: int, signal: float, extra: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """buy-and-hold, news_oracle, news_tfidf and MACD on the run's test period, with their fills."""
+    """buy-and-hold, news_oracle, news_oracle_sign, news_tfidf and MACD on the run's test period, with their fills."""
     from agents.runtime import load_data, news_references, schedule_for
     from env.baselines import make_strategy
     from env.engine import run_backtest
+    from env.news_baselines import make_news_strategy
 
     config = _config(Path(scenario), Path(runs), seed, signal, "agent", extra)
     data = load_data(config)
     sched = schedule_for(config, data)
     strategies = {"buy_and_hold": make_strategy("buy_and_hold"), "macd": make_strategy("macd"), **news_references(config, data)}
+    # The oracle that knows only each tone's sign: what the truth-reading analysts' labels carry.
+    strategies["news_oracle_sign"] = make_news_strategy(
+        "news_oracle", data, horizon_days=getattr(config.data, "signal_horizon_days", 3), tones="sign")
     out = {}
     for name in REFERENCES:
         res = run_backtest(data, strategies[name], config.broker, start=sched.test_start, end=sched.end_day + 1)
@@ -177,6 +182,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         oracle = paired_gap([r["sharpe"]["news_oracle"] for r in group], bh)
         # The share is defined only where the oracle's edge is real (its CI above 0); on noise it is not.
         oracle_gap = oracle["mean_gap"] if oracle["lo"] > 0 else math.nan
+        # The same against the oracle that knows only each tone's sign (what a perfect label carries).
+        signed = [r for r in group if "news_oracle_sign" in r["sharpe"]]
+        sign = paired_gap([r["sharpe"]["news_oracle_sign"] for r in signed], [r["sharpe"]["buy_and_hold"] for r in signed]) if signed else None
+        sign_gap = sign["mean_gap"] if sign and sign["lo"] > 0 and len(signed) == len(group) else math.nan
         strategies = {}
         for name in [*ARMS, *REFERENCES]:
             have = [r for r in group if name in r["sharpe"]]
@@ -186,22 +195,26 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             gap = paired_gap(values, [r["sharpe"]["buy_and_hold"] for r in have])
             strategies[name] = {
                 "seeds": len(have), "mean_sharpe": sum(values) / len(values), **gap,
-                "oracle_share": gap["mean_gap"] / oracle_gap,
+                "oracle_share": gap["mean_gap"] / oracle_gap, "sign_oracle_share": gap["mean_gap"] / sign_gap,
             }
         out[f"{signal:g}"] = {"seeds": len(group), "bh_mean_sharpe": sum(bh) / len(bh), "strategies": strategies}
     return out
 
 
 def readme_tables(result: dict[str, Any]) -> str:
-    lines = ["| news signal | strategy | seeds | mean test Sharpe | mean gap to B&H [95 % CI] | Wilcoxon p | above B&H | share of oracle's edge |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| news signal | strategy | seeds | mean test Sharpe | mean gap to B&H [95 % CI] | Wilcoxon p | above B&H "
+             "| share of oracle's edge | share of sign oracle's edge |",
+             "|---|---|---|---|---|---|---|---|---|"]
+
+    def share(value: Any) -> str:
+        return "—" if value is None or math.isnan(value) else f"{value:.0%}"
+
     for signal, group in result["summary"].items():
-        lines.append(f"| {signal} | buy-and-hold | {group['seeds']} | {group['bh_mean_sharpe']:+.2f} | — | — | — | — |")
+        lines.append(f"| {signal} | buy-and-hold | {group['seeds']} | {group['bh_mean_sharpe']:+.2f} | — | — | — | — | — |")
         for name, s in group["strategies"].items():
-            share = "—" if math.isnan(s["oracle_share"]) else f"{s['oracle_share']:.0%}"
             lines.append(
                 f"| {signal} | {name} | {s['seeds']} | {s['mean_sharpe']:+.2f} | {s['mean_gap']:+.2f} [{s['lo']:+.2f}, {s['hi']:+.2f}] "
-                f"| {s['p_wilcoxon']:.3f} | {int(s['wins'])}/{s['seeds']} | {share} |"
+                f"| {s['p_wilcoxon']:.3f} | {int(s['wins'])}/{s['seeds']} | {share(s['oracle_share'])} | {share(s.get('sign_oracle_share'))} |"
             )
     lines += ["", "| news signal | seed | " + " | ".join(f"{n} Sharpe" for n in [*ARMS, *REFERENCES])
               + " | agent return | agent fills | agent exposure | analyst side accuracy | reader side accuracy (coverage) | news signal corr with true drift |",

@@ -6,6 +6,8 @@
   items public by then and their true tones, hence the news drift the generator adds to session
   ``t + 1``: an item that became usable at session ``s`` moves sessions ``s+1 .. s+h`` by
   ``tone / h`` (``h = signal_horizon_days``). Weight 1/n when that drift is positive, else 0.
+  With ``tones="sign"`` it knows only each tone's sign (a label's worth of information, not its
+  strength): the bound for a reader that gets every label right.
 - ``NewsTfidf``: a real NLP reader for any dataset with news. A 1-2-gram TF-IDF and a logistic
   regression (scikit-learn), trained point in time on matured labels only (an item usable at
   ``s`` is labelled by the sign of ``sum_h (close[s+h] - close[s]) / close[s]`` once ``s + max(h) <=
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -38,6 +40,10 @@ class _Params(BaseModel):
 
 class NewsOracleParams(_Params):
     horizon_days: int = Field(3, ge=1, le=20, description="Sessions over which an item's drift is spread (the generator's signal_horizon_days).")
+    tones: Literal["true", "sign"] = Field(
+        "true", description="true: each item's tone as generated (sign x strength); sign: only its sign, the information a "
+        "positive / negative / neutral label carries (what the eval's truth-reading analysts pass on).",
+    )
 
 
 class NewsTfidfParams(_Params):
@@ -67,7 +73,9 @@ class NewsOracle:
     def __init__(self, truth: GroundTruth | None, params: NewsOracleParams, closes_utc: list) -> None:
         if truth is None or not truth.item_sentiment:
             raise ConfigError("news_oracle needs a synthetic market's ground truth (data.kind: synthetic); real data has none")
-        self._tones = truth.item_sentiment
+        self._tones = dict(truth.item_sentiment)
+        if params.tones == "sign":
+            self._tones = {k: float(np.sign(v)) for k, v in self._tones.items()}
         self._signal = float(truth.extra.get("signal", 1.0))  # how much tone moves prices; 0 = pure noise
         self.params = params
         self._closes_utc = closes_utc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pytest
 
 from env.baselines import make_strategy
@@ -36,6 +37,31 @@ def test_the_oracle_beats_buy_and_hold_on_informative_news_and_stays_flat_on_noi
     noise = market(0.0)
     flat = run_backtest(noise, make_news_strategy("news_oracle", noise), BROKER, start=150, end=len(noise))
     assert flat.fills.empty  # with signal 0 there is no drift to know
+
+
+def test_the_sign_oracle_knows_only_each_tone_s_sign():
+    data = market(0.8, 5)
+    full = make_news_strategy("news_oracle", data)
+    sign = make_news_strategy("news_oracle", data, tones="sign")
+    tones = data.truth.item_sentiment
+    assert {abs(t) for t in tones.values()} - {0.0} and len({abs(t) for t in tones.values()}) > 3  # strengths vary
+    signal = data.truth.extra["signal"]
+    differ = 0
+    for t in range(150, len(data) - 1):
+        view = data.view(t)
+        usable = [n for n in view.news("ACME") if t - 2 <= _usable(data, n) <= t]
+        assert sign.drift(view, "ACME") == pytest.approx(signal * sum(np.sign(tones.get(n.id, 0.0)) for n in usable) / 3)
+        assert full.drift(view, "ACME") == pytest.approx(signal * sum(tones.get(n.id, 0.0) for n in usable) / 3)
+        differ += (sign.drift(view, "ACME") > 0) != (full.drift(view, "ACME") > 0)
+    assert differ > 0  # mixed sessions where the strengths decide the side
+    with pytest.raises(ConfigError, match="tones"):
+        make_news_strategy("news_oracle", data, tones="magnitude")
+
+
+def _usable(data, item):
+    import bisect
+
+    return bisect.bisect_left(list(data.closes_utc), item.public_at)
 
 
 def test_the_oracle_needs_ground_truth():
