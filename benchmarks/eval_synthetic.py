@@ -11,6 +11,10 @@ buy-and-hold, ``news_oracle`` (knows each item's true tone), ``news_oracle_sign`
 the bound for analysts that get every label right), ``news_tfidf`` (TF-IDF + logistic
 regression on matured labels) and MACD, each with Sharpe, return, max drawdown, exposure and fills.
 
+Carrying apart from reading: each agent run's traced target weights are replayed through the engine
+(``carrying``: the run's Sharpe again when the replay is faithful) and with the same entries and exits
+at full weight, so the table shows what sizing added or cost beside what the timing earned.
+
 Per signal group: the mean gap to buy-and-hold of every strategy with a bootstrap 95 % CI over
 seeds and a paired Wilcoxon p-value (``env.stats.paired_gap``), wins over buy-and-hold, and the
 **share of the oracle's edge** captured: mean(x - B&H) / mean(oracle - B&H).
@@ -92,7 +96,53 @@ def run_job(scenario: str, runs: str, seed: int, signal: float, arm: str, extra:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     fills = max(0, len((run_dir / "fills.csv").read_text().strip().splitlines()) - 1)
     return {"seed": seed, "signal": signal, "arm": arm, "run_id": config.run_id(), **_summary(metrics, fills),
-            **reading(run_dir, load_data(config)), "seconds": time.perf_counter() - started}
+            **reading(run_dir, load_data(config)), **carrying(run_dir, config, load_data(config)),
+            "seconds": time.perf_counter() - started}
+
+
+class _TargetReplay:
+    """A strategy that submits, at each traced decision session, the weights the run's risk node set."""
+
+    def __init__(self, targets: dict[int, dict[str, float]]) -> None:
+        self.targets = targets
+
+    def on_bar(self, view: Any, portfolio: Any) -> list[Any]:
+        from env.broker import TargetWeightOrder
+
+        return [TargetWeightOrder(t, w) for t, w in sorted(self.targets.get(view.index, {}).items())]
+
+
+def carrying(run_dir: Path, config: Any, data: Any) -> dict[str, float | None]:
+    """Evaluation only: how the run's sizing shaped its Sharpe, apart from its timing.
+
+    The risk node's traced target weights of the test sessions are replayed through the same engine
+    and broker (``replay_sharpe``: equal to the run's own Sharpe when the replay is faithful), then
+    with every long target set to a full, equal weight and every other to 0 (``full_weight_sharpe``:
+    the same entries and exits without Kelly, the CVaR budget or the turnover caps). Their difference
+    is what sizing added (+) or cost (-); Sharpe is scale-free, so a position held at a third of the
+    equity loses nothing by being small, only by being resized at the wrong times."""
+    from agents.trace import read_traces
+    from agents.runtime import schedule_for
+    from env.engine import run_backtest
+
+    targets: dict[int, dict[str, float]] = {}
+    for r in read_traces(run_dir):
+        if r["node"] == "risk" and r.get("phase") == "test" and r.get("ticker"):
+            targets.setdefault(int(r["day"]), {})[r["ticker"]] = float(r["target_weight"])
+    if not targets:
+        return {"replay_sharpe": None, "full_weight_sharpe": None}
+    sched = schedule_for(config, data)
+    full = 1.0 / len(data.tickers)
+    threshold = config.risk.min_trade_weight
+    variants = {
+        "replay_sharpe": targets,
+        "full_weight_sharpe": {d: {t: (full if w >= threshold else 0.0) for t, w in ws.items()} for d, ws in targets.items()},
+    }
+    out: dict[str, float | None] = {}
+    for name, weights in variants.items():
+        res = run_backtest(data, _TargetReplay(weights), config.broker, start=sched.test_start, end=sched.end_day + 1)
+        out[name] = _num(res.metrics.get("sharpe"))
+    return out
 
 
 def reading(run_dir: Path, data: Any) -> dict[str, float | None]:
@@ -197,7 +247,16 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "seeds": len(have), "mean_sharpe": sum(values) / len(values), **gap,
                 "oracle_share": gap["mean_gap"] / oracle_gap, "sign_oracle_share": gap["mean_gap"] / sign_gap,
             }
-        out[f"{signal:g}"] = {"seeds": len(group), "bh_mean_sharpe": sum(bh) / len(bh), "strategies": strategies}
+        # Sizing apart from timing (``carrying``): the run's Sharpe minus that of its own entries and
+        # exits at full weight, paired over seeds.
+        sizing = {}
+        for arm in ARMS:
+            pairs = [(r["detail"][arm]["sharpe"], r["detail"][arm]["full_weight_sharpe"]) for r in group
+                     if r.get("detail", {}).get(arm, {}).get("full_weight_sharpe") is not None]
+            if len(pairs) >= 2:
+                sizing[arm] = {"seeds": len(pairs), **paired_gap([a for a, _ in pairs], [b for _, b in pairs])}
+        out[f"{signal:g}"] = {"seeds": len(group), "bh_mean_sharpe": sum(bh) / len(bh), "strategies": strategies,
+                              "sizing_effect": sizing}
     return out
 
 
@@ -216,6 +275,11 @@ def readme_tables(result: dict[str, Any]) -> str:
                 f"| {signal} | {name} | {s['seeds']} | {s['mean_sharpe']:+.2f} | {s['mean_gap']:+.2f} [{s['lo']:+.2f}, {s['hi']:+.2f}] "
                 f"| {s['p_wilcoxon']:.3f} | {int(s['wins'])}/{s['seeds']} | {share(s['oracle_share'])} | {share(s.get('sign_oracle_share'))} |"
             )
+    effects = [(signal, arm, e) for signal, group in result["summary"].items() for arm, e in group.get("sizing_effect", {}).items()]
+    if effects:
+        lines += ["", "| news signal | arm | seeds | sizing's effect on Sharpe: run minus its own timing at full weight [95 % CI] |",
+                  "|---|---|---|---|"]
+        lines += [f"| {signal} | {arm} | {e['seeds']} | {e['mean_gap']:+.2f} [{e['lo']:+.2f}, {e['hi']:+.2f}] |" for signal, arm, e in effects]
     lines += ["", "| news signal | seed | " + " | ".join(f"{n} Sharpe" for n in [*ARMS, *REFERENCES])
               + " | agent return | agent fills | agent exposure | analyst side accuracy | reader side accuracy (coverage) | news signal corr with true drift |",
               "|---|---|" + "---|" * (len(ARMS) + len(REFERENCES) + 6)]
