@@ -414,7 +414,11 @@ def load_run_config(runs_dir: Path, run_id: str, overrides: dict[str, Any] | Non
     raw = apply_overrides(json.loads(path.read_text(encoding="utf-8")), overrides)
     config = parse_scenario(raw, str(path))
     if not overrides and config.run_id() != run_id:
-        raise ResumeError(f"{path} no longer hashes to {run_id}; the run folder was edited")
+        raise ResumeError(
+            f"{path} no longer hashes to {run_id}: the run folder was edited, or an earlier release wrote it with "
+            "defaults that have changed since (e.g. before CTranslate2 became the local backend's default runtime, "
+            "config.json did not record the runtime); start it again as a new run"
+        )
     return config.model_copy(update={"runs_dir": Path(runs_dir)})
 
 
