@@ -95,9 +95,9 @@ def run_job(scenario: str, runs: str, seed: int, signal: float, arm: str, extra:
             raise RuntimeError(f"{config.run_id()}: {outcome.message}")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     fills = max(0, len((run_dir / "fills.csv").read_text().strip().splitlines()) - 1)
+    data = load_data(config)
     return {"seed": seed, "signal": signal, "arm": arm, "run_id": config.run_id(), **_summary(metrics, fills),
-            **reading(run_dir, load_data(config)), **carrying(run_dir, config, load_data(config)),
-            "seconds": time.perf_counter() - started}
+            **reading(run_dir, data), **carrying(run_dir, config, data), "seconds": time.perf_counter() - started}
 
 
 class _TargetReplay:
