@@ -110,10 +110,14 @@ class AdapterHandle:
                 used = sorted({k for row in members for k, _ in row})
                 vectors = dict(zip(used, self._feat().pooled([self._transform(examples[k]["text"]) for k in used]) if used else [], strict=True))
                 model = self._new_window()
+                # learning.window_judged: the analyst's impact score of each item (0 where it judged none) as one more column.
+                judged_scores = [
+                    np.array([float((scores or {}).get(examples[k].get("item_id", ""), 0.0)) for k, _ in row]) for row in members
+                ] if self.config.window_judged else None
                 wreport = model.fit(
                     [np.array([age for _, age in row], dtype=int) for row in members],
                     [np.array([vectors[k] for k, _ in row]) if row else np.zeros((0, 0)) for row in members],
-                    returns,
+                    returns, scores=judged_scores,
                 )
                 model.save(self.window_path(version))
             self._adapter, self._calibrator, self._window, self.version = adapter, calibrator, model, version
@@ -145,14 +149,21 @@ class AdapterHandle:
         """The window the trained news window model reads (0 without one)."""
         return self._window.window if self.window_ready() else 0
 
-    def window_deviation(self, ages: Sequence[int], texts: Sequence[str]) -> float | None:
+    def window_judged(self) -> bool:
+        """The trained news window model reads the analyst's impact scores beside the text (then the
+        direction agent must not add the calibrator's evidence on the same items a second time)."""
+        return self.window_ready() and self._window.judged
+
+    def window_deviation(self, ages: Sequence[int], texts: Sequence[str], scores: Sequence[float | None] | None = None) -> float | None:
         """The news window model's gated log-odds deviation for one decision's items (ages in
-        sessions, texts), or None while no window model is trained."""
+        sessions, texts, and their impact scores when it was fitted with them: None counts as 0),
+        or None while no window model is trained."""
         if not self.window_ready():
             return None
+        judged = [float(s or 0.0) for s in scores or ()] if self._window.judged else None
         if not texts:
-            return self._window.deviation([], np.zeros((0, len(self._window.mu))))
-        return self._window.deviation(list(ages), self._feat().pooled([self._transform(t) for t in texts]))
+            return self._window.deviation([], np.zeros((0, len(self._window.mu))), [] if judged is not None else None)
+        return self._window.deviation(list(ages), self._feat().pooled([self._transform(t) for t in texts]), judged)
 
     def calibrator_report(self) -> dict[str, Any] | None:
         return self._calibrator.report if self._calibrator is not None else None

@@ -9,7 +9,9 @@ Evidence combined in log space (weights in ``DirectionConfig``):
   impact score, damped), summed with relevance and a calendar half-life. Once the news window
   model (``agents.learning.window``) is trained, it replaces the reader's per-item sum: it reads
   the summed text vectors of the items of its learned window (its deviation exactly 0 while its own
-  out-of-fold gate is shut), and the calibrator's deviations on those items add to it. Always
+  out-of-fold gate is shut), and the calibrator's deviations on those items add to it (with
+  ``learning.window_judged`` the window model reads the analyst's impact scores as one more input
+  instead, so one fit weighs the two on the same target). Always
   around 0.5 (no evidence = no edge; how often prices rise is the risk agent's business);
 - the market analyst's trend probabilities.
 """
@@ -143,8 +145,12 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
             window_dev, inside = None, []
             if window_sessions and deps.adapter.window_ready():
                 inside = [k for k, age in enumerate(ages) if 0 <= age < deps.adapter.window_sessions()]
-                window_dev = deps.adapter.window_deviation([ages[k] for k in inside], [recent[k].text for k in inside])
-                window_dev += sum(judged[k] for k in inside)
+                if deps.adapter.window_judged():  # one stacked fit weighs the text and the analyst's calls
+                    window_dev = deps.adapter.window_deviation(
+                        [ages[k] for k in inside], [recent[k].text for k in inside], [recent[k].impact_score for k in inside])
+                else:
+                    window_dev = deps.adapter.window_deviation([ages[k] for k in inside], [recent[k].text for k in inside])
+                    window_dev += sum(judged[k] for k in inside)
             p_up = _sigmoid(window_dev) if window_dev is not None else evidence_signal(evidence_logits, weights, 0.5)
             trend = state.report(AnalystKind.MARKET, ticker)
             trend_probs = trend.trend_probs if trend else None

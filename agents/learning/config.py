@@ -70,6 +70,12 @@ class LearningConfig(BaseModel):
         "vectors of the news in the window predict the next position's return. 0 = off (the direction agent sums the "
         "reader's per-item evidence with a calendar half-life, the first release's signal).",
     )
+    window_judged: bool = Field(
+        False, description="Stack the analyst's calls into the news window model: the sum of the impact scores of the items "
+        "in its window is one more input column, not penalised, beside their text vectors, so one out-of-fold fit on the "
+        "decision's return weighs the two. False: the judgement calibrator's per-item deviations (fitted on each item's "
+        "own label) are added to the window model's output with unit weight.",
+    )
     window_ridge: float = Field(
         300.0, ge=0, le=1e6, description="L2 penalty of the news window model's ridge regression (on standardised inputs).",
     )

@@ -35,12 +35,18 @@ from env.errors import DataError
 FORMAT = "tradegraph-news-window-2"
 
 
-def _ridge(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean, scale, weights) of a ridge regression of centred ``y`` on standardised ``x``."""
+def _ridge(x: np.ndarray, y: np.ndarray, ridge: float, free: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, scale, weights) of a ridge regression of centred ``y`` on standardised ``x``. The last
+    ``free`` columns are not penalised (one summary column cannot overfit the way hundreds of text
+    dimensions can), unless they are constant, which would leave the system singular."""
     mu = x.mean(axis=0)
-    sd = x.std(axis=0) + 1e-9
+    raw_sd = x.std(axis=0)
+    sd = raw_sd + 1e-9
     z = (x - mu) / sd
-    w = np.linalg.solve(z.T @ z + ridge * np.eye(z.shape[1]), z.T @ (y - y.mean()))
+    penalty = np.full(z.shape[1], float(ridge))
+    if free:
+        penalty[-free:] = np.where(raw_sd[-free:] > 1e-9, 0.0, max(float(ridge), 1.0))
+    w = np.linalg.solve(z.T @ z + np.diag(penalty), z.T @ (y - y.mean()))
     return mu, sd, w
 
 
@@ -53,6 +59,15 @@ def window_sum(ages: np.ndarray, vectors: np.ndarray, window: int, dim: int) -> 
     return np.asarray(vectors)[keep].sum(axis=0) if keep.any() else np.zeros(dim)
 
 
+def _with_scores(vectors: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Each item's text vector with its impact score appended as one more column."""
+    vectors = np.asarray(vectors, dtype=float)
+    scores = np.asarray(scores, dtype=float).reshape(-1, 1)
+    if len(vectors) == 0:
+        return np.zeros((0, vectors.shape[1] + 1 if vectors.ndim == 2 and vectors.shape[1] else 0))
+    return np.hstack([vectors, scores])
+
+
 class NewsWindowModel:
     """See the module docstring."""
 
@@ -61,6 +76,7 @@ class NewsWindowModel:
         self.sessions, self.ridge, self.clip_moves = sessions, ridge, clip_moves
         self.evidence_min, self.evidence_full = evidence_min, evidence_full
         self.folds, self.min_rows = folds, min_rows
+        self.judged = False  # fitted with the analyst's impact scores as one more, unpenalised column
         self.window = 0
         self.mu = self.sd = self.weights = np.zeros(0)
         self.slope = 0.0
@@ -79,20 +95,33 @@ class NewsWindowModel:
             train = np.arange(int(val[0])) if len(val) else np.arange(0)
             if len(val) == 0 or len(train) < 10:
                 continue
-            mu, sd, w = _ridge(x[train], r[train], self.ridge)
+            mu, sd, w = _ridge(x[train], r[train], self.ridge, free=int(self.judged))
             preds.append(((x[val] - mu) / sd) @ w)
             rows.append(val)
         if not preds:
             return np.zeros(0), np.zeros(0, dtype=int)
         return np.concatenate(preds), np.concatenate(rows)
 
-    def fit(self, ages: Sequence[np.ndarray], vectors: Sequence[np.ndarray], returns: Sequence[float]) -> dict[str, Any]:
+    def fit(self, ages: Sequence[np.ndarray], vectors: Sequence[np.ndarray], returns: Sequence[float],
+            scores: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
         """One row per past decision, in time order: the ages (sessions) and text vectors of the
-        ticker's items then in the window, and the return of the position that decision set."""
+        ticker's items then in the window, and the return of the position that decision set.
+
+        ``scores`` (optional, per row the analyst's impact score of each of those items) stacks the
+        analyst's calls with the text: their sum over the window is one more input column, not
+        penalised, so one fit weighs what the text says against what the analyst said on the same
+        target, out of fold (``learning.window_judged``)."""
         r = np.asarray(returns, dtype=float)
         n = len(r)
         if len(ages) != n or len(vectors) != n or not np.isfinite(r).all():
             raise DataError(f"news window model: {len(ages)} age lists, {len(vectors)} vector lists and {n} returns; equal lengths, finite returns")
+        self.judged = scores is not None
+        if scores is not None:
+            if len(scores) != n or any(len(s) != len(a) for s, a in zip(scores, ages, strict=True)):
+                raise DataError(f"news window model: {len(scores)} score lists for {n} rows; one score per item of each row")
+            if not all(np.isfinite(np.asarray(s, dtype=float)).all() for s in scores):
+                raise DataError("news window model: impact scores must be finite")
+            vectors = [_with_scores(v, s) for v, s in zip(vectors, scores, strict=True)]
         dims = {np.asarray(v).shape[1] for v in vectors if len(v)}
         if len(dims) > 1:
             raise DataError(f"news window model: text vectors of different sizes {sorted(dims)}")
@@ -112,7 +141,7 @@ class NewsWindowModel:
         cap = self.clip_moves * float(np.median(moves)) if len(moves) else 0.0
         clipped = np.clip(r, -cap, cap)
         best: tuple[float, int, float, np.ndarray, np.ndarray] | None = None
-        scores = {}
+        t_by_window = {}
         for window in range(1, self.sessions + 1):
             x = np.array([window_sum(a, v, window, dim) for a, v in zip(ages, vectors, strict=True)])
             pred, rows = self._oof(x, r)
@@ -120,14 +149,14 @@ class NewsWindowModel:
                 continue
             corr = float(np.corrcoef(pred, clipped[rows])[0, 1])
             t = corr * math.sqrt(max(len(pred) - 2, 1)) / math.sqrt(max(1e-12, 1.0 - corr * corr))
-            scores[str(window)] = round(t, 2)
+            t_by_window[str(window)] = round(t, 2)
             if best is None or t > best[0]:
                 best = (t, window, corr, pred, rows)
         if best is None:
             return done(f"too few rows for time-ordered validation ({n})", False)
         t, window, corr, pred, rows = best
         x = np.array([window_sum(a, v, window, dim) for a, v in zip(ages, vectors, strict=True)])
-        self.mu, self.sd, self.weights = _ridge(x, r, self.ridge)
+        self.mu, self.sd, self.weights = _ridge(x, r, self.ridge, free=int(self.judged))
         self.window = window
         # Log-odds per unit of predicted return, from the out-of-fold predictions (honest scale).
         scaled = pred / (pred.std() + 1e-12)
@@ -139,18 +168,25 @@ class NewsWindowModel:
         return done(
             f"{verdict}: window {window} sessions, out-of-fold corr(prediction, return) {corr:+.3f}, t = {t:.2f} "
             f"on {len(pred)} of {n} rows; scale {ramp:.2f}",
-            True, evidence=t, oof_corr=corr, oof_rows=int(len(pred)), t_by_window=scores,
+            True, evidence=t, oof_corr=corr, oof_rows=int(len(pred)), t_by_window=t_by_window,
+            **({"judged_weight": float(self.weights[-1] / self.sd[-1])} if self.judged else {}),
         )
 
-    def deviation(self, ages: Sequence[int], vectors: np.ndarray) -> float:
-        """The gated log-odds deviation for one decision's items (0 without skill)."""
+    def deviation(self, ages: Sequence[int], vectors: np.ndarray, scores: Sequence[float] | None = None) -> float:
+        """The gated log-odds deviation for one decision's items (0 without skill). A model fitted
+        with scores needs the items' impact scores too (and one fitted without refuses them)."""
+        if (scores is not None) != self.judged:
+            raise DataError(f"news window model fitted {'with' if self.judged else 'without'} impact scores: "
+                            f"deviation() needs {'them' if self.judged else 'none'}")
         if self.shrink == 0.0 or self.window == 0:
             return 0.0
+        if scores is not None:
+            vectors = _with_scores(np.asarray(vectors), np.asarray(scores, dtype=float))
         x = window_sum(np.asarray(ages), np.asarray(vectors), self.window, len(self.mu))
         return float(self.shrink * self.slope * (((x - self.mu) / self.sd) @ self.weights))
 
     def save(self, path: Path) -> None:
-        state = {"format": FORMAT, "sessions": self.sessions, "window": self.window, "slope": self.slope,
+        state = {"format": FORMAT, "sessions": self.sessions, "window": self.window, "slope": self.slope, "judged": self.judged,
                  "shrink": self.shrink, "mu": self.mu.tolist(), "sd": self.sd.tolist(),
                  "weights": self.weights.tolist(), "report": self.report}
         save_json(path, state)
@@ -161,6 +197,7 @@ class NewsWindowModel:
             raise DataError(f"{path}: news window format {state.get('format')!r} over {state.get('sessions')} sessions, "
                             f"expected {FORMAT!r} over {self.sessions}")
         self.window, self.slope, self.shrink = int(state["window"]), float(state["slope"]), float(state["shrink"])
+        self.judged = bool(state.get("judged", False))  # files of earlier releases were fitted on text alone
         self.mu, self.sd = np.asarray(state["mu"], dtype=float), np.asarray(state["sd"], dtype=float)
         self.weights, self.report = np.asarray(state["weights"], dtype=float), dict(state["report"])
         return self
