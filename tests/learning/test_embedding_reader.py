@@ -131,3 +131,54 @@ def test_the_news_window_model_learns_how_news_adds_up_and_stays_shut_on_noise(f
         again.ensure(WARMUP)
         probe = [r[1] for r in later[:4]]
         assert again.window_deviation([0, 1, 1, 2], probe) == pytest.approx(handle.window_deviation([0, 1, 1, 2], probe), rel=1e-6)
+
+
+def test_the_stacked_window_model_weighs_a_perfect_analysts_calls_above_the_text(featurizer, tmp_path_factory):
+    """learning.window_judged on real components: the same rows as above plus a perfect analyst's
+    impact scores (the sign of each item's true tone). One fit weighs the calls against the text:
+    its signal follows the true news drift more closely than the text-only model's, and it opens
+    on those calls alone. On noise news, with calls that know nothing, it stays shut."""
+    from types import SimpleNamespace
+
+    from agents.nodes.reflect import window_rows
+
+    for signal in (0.8, 0.0):
+        data = load_market(
+            SyntheticConfig(tickers=["ACME"], start="2023-01-02", days=240, seed=101, signal=signal, news_per_day=2.5),
+            tmp_path_factory.mktemp("stack-market"),
+        )
+        rows = labelled_news(tmp_path_factory, signal)
+        rng = np.random.default_rng(1)
+        scores = {r[4]: (0.87 * float(np.sign(r[3])) if signal else float(rng.choice([-0.87, 0.0, 0.87]))) for r in rows}
+        examples = [{"text": r[1], "outcome": r[2], "index": r[0], "item_id": r[4]} for r in rows if r[0] + 3 <= WARMUP]
+        fits = {}
+        for stacked in (True, False):
+            config = LearningConfig(window_judged=stacked)
+            deps = SimpleNamespace(config=SimpleNamespace(learning=config), data=data)
+            handle = AdapterHandle(config, tmp_path_factory.mktemp(f"stack-{stacked}"), lambda: featurizer)
+            _, _, window = handle.fit(examples, version=WARMUP, scores=scores,
+                                      window=lambda: window_rows(deps, SimpleNamespace(day=WARMUP), examples))
+            later = [r for r in rows if WARMUP - 5 <= r[0] < 235]
+            signal_by_day, drift_by_day = [], []
+            for day in range(WARMUP, 235):
+                inside = [r for r in later if 0 <= day - r[0] < config.window_sessions]
+                args = ([day - r[0] for r in inside], [r[1] for r in inside])
+                signal_by_day.append(handle.window_deviation(*args, [scores[r[4]] for r in inside]) if stacked
+                                     else handle.window_deviation(*args))
+                drift_by_day.append(sum(r[3] for r in inside if day - r[0] < 3))
+            fits[stacked] = (handle, window, signal_by_day, drift_by_day)
+        handle, window, signal_by_day, drift_by_day = fits[True]
+        assert handle.window_judged() and "judged_weight" in window
+        if signal:
+            assert window["shrink"] == 1.0 and window["judged_weight"] > 0, window["reason"]
+            stacked_corr = np.corrcoef(signal_by_day, drift_by_day)[0, 1]
+            text_corr = np.corrcoef(fits[False][2], fits[False][3])[0, 1]
+            assert stacked_corr > max(0.8, text_corr + 0.05), (stacked_corr, text_corr, window["reason"])
+        else:
+            assert window["shrink"] == 0.0, window["reason"]
+            assert set(signal_by_day) == {0.0}
+        again = AdapterHandle(LearningConfig(window_judged=True), handle.dir.parent, lambda: featurizer)
+        again.ensure(WARMUP)
+        probe = [r[1] for r in rows[:3]]
+        assert again.window_judged() and again.window_deviation([0, 1, 2], probe, [0.87, -0.87, None]) == pytest.approx(
+            handle.window_deviation([0, 1, 2], probe, [0.87, -0.87, None]), rel=1e-6)
