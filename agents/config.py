@@ -52,7 +52,8 @@ class DirectionConfig(_Config):
 
     memories_per_layer: int = Field(3, ge=1, le=20, description="Memories retrieved per layer for each decision.")
     llm_weight: float = Field(
-        1.0, ge=0, le=5, description="Weight of the LLM's calibrated option log-probabilities in the decision."
+        1.0, ge=0, le=5, description="Weight of the LLM's calibrated option log-probabilities in the decision. 0: the direction "
+        "LLM is not asked at all (its answer could not move the decision), which saves the longest prompt of a session."
     )
     adapter_weight: float = Field(
         1.0, ge=0, le=5, description="Weight of the reward-adapted signal head (see learning) in the decision."

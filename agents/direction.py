@@ -170,16 +170,17 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                 agent.value, ticker=ticker, date=str(view.date), position=position, technical=technical,
                 memories=mem_block, lessons=lesson_block,
             )
-            messages = rendered.chat()
-            llm = deps.llm(agent)
-            res = llm.choose(messages, ACTIONS, agent=agent.value, fallback=Action.HOLD.value)
-            model_calls = model_calls_of([res.record])
-            llm_logs = {a: math.log(max(res.probs.get(a, 1e-9), 1e-9)) for a in ACTIONS}
-            raw_tilt = {"tilt": (trend_probs.get("bullish", 0.0) - trend_probs.get("bearish", 0.0)) if trend_probs else 0.0}
             key_llm, key_trend = f"direction:{ticker}", f"trend:{ticker}"
-            llm_centred = centred(llm_logs, calibration.get(key_llm), cfg.calibration_min_n)
+            if cfg.llm_weight > 0:
+                res = deps.llm(agent).choose(rendered.chat(), ACTIONS, agent=agent.value, fallback=Action.HOLD.value)
+                llm_probs, records, model_calls = res.probs, [res.record.model_dump(mode="json")], model_calls_of([res.record])
+                llm_logs = {a: math.log(max(llm_probs.get(a, 1e-9), 1e-9)) for a in ACTIONS}
+                llm_centred = centred(llm_logs, calibration.get(key_llm), cfg.calibration_min_n)
+                calibration[key_llm] = running_mean(calibration.get(key_llm), llm_logs)
+            else:  # llm_weight 0: the model's answer could not move the decision, so it is not asked
+                llm_probs, records, model_calls, llm_centred = {}, [], 0, dict.fromkeys(ACTIONS, 0.0)
+            raw_tilt = {"tilt": (trend_probs.get("bullish", 0.0) - trend_probs.get("bearish", 0.0)) if trend_probs else 0.0}
             tilt = centred(raw_tilt, calibration.get(key_trend), cfg.calibration_min_n)["tilt"]
-            calibration[key_llm] = running_mean(calibration.get(key_llm), llm_logs)
             calibration[key_trend] = running_mean(calibration.get(key_trend), raw_tilt)
             probs = combine(
                 llm_centred, p_up, tilt, llm_weight=cfg.llm_weight, signal_weight=cfg.adapter_weight,
@@ -189,8 +190,9 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
             top = max(text_items, key=lambda t: t[1], default=None)
             rationale = (
                 f"{action.value} ({probs[action.value]:.2f}): news signal P(up)={p_up:.2f} from {len(weights)} "
-                f"memories (adapter base rate {base:.2f}); LLM buy/sell/hold "
-                f"{res.probs.get('buy', 0):.2f}/{res.probs.get('sell', 0):.2f}/{res.probs.get('hold', 0):.2f}"
+                f"memories (adapter base rate {base:.2f}); "
+                + (f"LLM buy/sell/hold {llm_probs.get('buy', 0):.2f}/{llm_probs.get('sell', 0):.2f}/{llm_probs.get('hold', 0):.2f}"
+                   if llm_probs else "LLM not asked (direction.llm_weight 0)")
                 + (f"; trend bullish {trend_probs.get('bullish', 0):.2f} vs bearish {trend_probs.get('bearish', 0):.2f}" if trend_probs else "")
                 + (f"; top memory: {top[0].text.splitlines()[0][:90]!r}" if top else "")
             )
@@ -203,7 +205,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                 memory_ids=[item.id for item, _ in evidence],
             )
             components = {
-                "llm": res.probs, "llm_centred": llm_centred, "news_p_up": p_up, "trend": trend_probs,
+                "llm": llm_probs or None, "llm_centred": llm_centred, "news_p_up": p_up, "trend": trend_probs,
                 "trend_tilt_centred": tilt, "base_rate": base, "news_items": len(recent),
                 "window_logit": window_dev, "window_items": len(inside) if window_dev is not None else None,
                 "news_evidence": [
@@ -226,7 +228,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                 ] + [{"id": s.item.id, "layer": "reflection", "score": s.score, "text": s.item.text[:160]} for s in lessons],
                 components=components,
                 prompt=rendered.user,
-                llm_calls=[res.record.model_dump(mode="json")],
+                llm_calls=records,
                 model_calls=model_calls,
                 latency_s=time.perf_counter() - started,
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from agents.analysts import make_analyst, make_market_analyst
@@ -91,6 +93,27 @@ def test_direction_follows_todays_news_when_the_model_has_no_view(kit, impact, a
     assert dec.action == action
     assert (dec.p_up > 0.5) == (impact > 0)
     assert dec.memory_ids and (dec.news_p_up > 0.5) == (impact > 0)
+
+
+def test_direction_with_llm_weight_0_does_not_ask_the_model_and_follows_the_news(kit):
+    """A model that always says "sell" outvotes bullish news at weight 1; at weight 0 it is not asked."""
+    sell = lambda agent, messages, options: {"buy": 0.001, "sell": 0.998, "hold": 0.001} if "buy" in options else dict.fromkeys(options, 1.0)  # noqa: E731
+    decisions = {}
+    for weight in (1.0, 0.0):
+        k = kit(sell, **{"direction.llm_weight": weight})
+        # Past answers averaged uniform: today's "sell" is a deviation from them, so it counts.
+        state = k.state(calibration={"direction:ACME": {"n": 10.0, **dict.fromkeys(("buy", "sell", "hold"), math.log(1 / 3))}})
+        reports = {AnalystKind.NEWS: {"ACME": AnalystReport(analyst=AnalystKind.NEWS, ticker="ACME", day=state.day,
+                                                            judgements=[_today_item(k, state, 0.9)])}}
+        out = make_direction_agent(k.deps)(state.model_copy(update={"reports": reports}))
+        asked = [c for c in k.llm.calls if c.agent == "direction"]
+        (trace,) = k.traces("direction")
+        decisions[weight] = (out["decisions"]["ACME"], asked, trace)
+    dec, asked, trace = decisions[1.0]
+    assert asked and dec.action == Action.SELL and trace["model_calls"] == 1
+    dec, asked, trace = decisions[0.0]
+    assert not asked and trace["model_calls"] == 0 and trace["llm_calls"] == [] and trace["components"]["llm"] is None
+    assert dec.action == Action.BUY and dec.news_p_up > 0.5 and "LLM not asked" in trace["rationale"]
 
 
 def test_direction_without_evidence_has_no_lean(kit):
