@@ -320,6 +320,37 @@ def sweep_agreement(rows: list[dict[str, Any]], sweep_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def variant_effect(variant: dict[str, Any], base: dict[str, Any], arms: tuple[str, ...] = ARMS) -> str:
+    """An ablation read off two eval JSONs on the same seeds: per arm and signal, each seed's Sharpe in
+    ``base`` and in ``variant`` (the same eval with ``--set`` overrides) and the paired effect
+    variant - base with its bootstrap 95 % CI and Wilcoxon p; and the share of the oracle's edge of
+    both on exactly the seeds both ran (so a partial variant is compared like for like)."""
+    from env.stats import paired_gap
+
+    lines = [f"variant {json.dumps(variant.get('overrides', {}))} against base {json.dumps(base.get('overrides', {}))}"]
+    by_seed = {(r["signal"], r["seed"]): r for r in base["rows"]}
+    for arm in arms:
+        for signal in sorted({r["signal"] for r in variant["rows"]}, reverse=True):
+            pairs = [(r, by_seed[(signal, r["seed"])]) for r in variant["rows"] if r["signal"] == signal
+                     and arm in r["sharpe"] and (signal, r["seed"]) in by_seed and arm in by_seed[(signal, r["seed"])]["sharpe"]]
+            if not pairs:
+                continue
+            new = [v["sharpe"][arm] for v, _ in pairs]
+            old = [b["sharpe"][arm] for _, b in pairs]
+            effect = paired_gap(new, old)
+            lines.append(f"{arm} at signal {signal:g}, seeds {', '.join(str(v['seed']) for v, _ in pairs)}:")
+            lines.append("  seed   base  variant")
+            lines += [f"  {v['seed']:>4d} {b['sharpe'][arm]:+6.2f} {v['sharpe'][arm]:+8.2f}" for v, b in pairs]
+            lines.append(f"  effect on Sharpe {effect['mean_gap']:+.2f} [{effect['lo']:+.2f}, {effect['hi']:+.2f}], "
+                         f"Wilcoxon p {effect['p_wilcoxon']:.3f}, better on {int(effect['wins'])}/{int(effect['n'])}")
+            bh = [b["sharpe"]["buy_and_hold"] for _, b in pairs]
+            edge = sum(b["sharpe"]["news_oracle"] for _, b in pairs) - sum(bh)
+            if edge > 0:
+                lines.append(f"  share of the oracle's edge on these seeds: base {(sum(old) - sum(bh)) / edge:.0%}, "
+                             f"variant {(sum(new) - sum(bh)) / edge:.0%}")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", type=Path, default=REPO / "scenarios" / "demo.yaml")
@@ -336,6 +367,8 @@ def main() -> int:
                         help="print the tables of an earlier --out file and exit (repeatable with --against-sweep)")
     parser.add_argument("--against-sweep", type=Path, help="with --from-json: compare the agent's Sharpe per seed with the "
                         "same cells of a learning_eval sweep's output folder")
+    parser.add_argument("--against", type=Path, help="with --from-json VARIANT.json: the paired effect of the variant "
+                        "(an eval run with --set overrides) against this base eval JSON on the seeds both ran")
     parser.add_argument("--warm-cache", type=Path, help="an earlier eval's runs dir (or a sweep's folder): each new run "
                         "starts from the union of the LLM caches of the runs there on the same data (agents.sweep.seed_llm_cache)")
     args = parser.parse_args()
@@ -343,7 +376,11 @@ def main() -> int:
         parser.error(f"--warm-cache: {args.warm_cache} is not a folder")
     if args.from_json:
         results = [json.loads(path.read_text()) for path in args.from_json]
-        if args.against_sweep:
+        if args.against:
+            base = json.loads(args.against.read_text())
+            for result in results:
+                print(variant_effect(result, base))
+        elif args.against_sweep:
             print(sweep_agreement([row for result in results for row in result["rows"]], args.against_sweep))
         else:
             for result in results:

@@ -33,3 +33,16 @@ def test_replayed_targets_reproduce_the_runs_sharpe(tiny_run):
     longs = [r for r in read_traces(run_dir) if r["node"] == "risk" and r.get("phase") == "test" and r["target_weight"] >= 0.02]
     if not longs:  # never long in the test: both variants are flat
         assert out["full_weight_sharpe"] == out["replay_sharpe"] == 0.0
+
+
+def test_variant_effect_pairs_seeds_and_reports_the_share_on_the_seeds_both_ran():
+    """An ablation read off two eval JSONs: only seeds both ran are paired, the effect is the mean
+    of variant - base, and both shares of the oracle's edge use those seeds alone."""
+    def row(seed, arm_sharpe, oracle=4.0, bh=0.0):
+        return {"signal": 0.8, "seed": seed, "sharpe": {"agent_truth": arm_sharpe, "news_oracle": oracle, "buy_and_hold": bh}}
+
+    base = {"overrides": {}, "rows": [row(1, 2.0), row(2, 3.0), row(3, 1.0)]}
+    variant = {"overrides": {"direction.llm_weight": 0}, "rows": [row(1, 3.0), row(2, 4.0), row(9, 9.0)]}
+    text = _eval_module().variant_effect(variant, base, arms=("agent_truth",))
+    assert "seeds 1, 2:" in text and "effect on Sharpe +1.00 [+1.00, +1.00]" in text and "better on 2/2" in text
+    assert "base 62%, variant 88%" in text and "llm_weight" in text
