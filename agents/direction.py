@@ -227,7 +227,7 @@ def make_direction_agent(deps: Deps) -> Callable[[RunState], dict]:
                     for item, score in evidence
                 ] + [{"id": s.item.id, "layer": "reflection", "score": s.score, "text": s.item.text[:160]} for s in lessons],
                 components=components,
-                prompt=rendered.user,
+                prompt=rendered.user if records else None,  # only what the model was shown
                 llm_calls=records,
                 model_calls=model_calls,
                 latency_s=time.perf_counter() - started,

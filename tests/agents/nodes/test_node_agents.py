@@ -113,6 +113,7 @@ def test_direction_with_llm_weight_0_does_not_ask_the_model_and_follows_the_news
     assert asked and dec.action == Action.SELL and trace["model_calls"] == 1
     dec, asked, trace = decisions[0.0]
     assert not asked and trace["model_calls"] == 0 and trace["llm_calls"] == [] and trace["components"]["llm"] is None
+    assert trace["prompt"] is None and decisions[1.0][2]["prompt"]
     assert dec.action == Action.BUY and dec.news_p_up > 0.5 and "LLM not asked" in trace["rationale"]
 
 
