@@ -351,6 +351,33 @@ def variant_effect(variant: dict[str, Any], base: dict[str, Any], arms: tuple[st
     return "\n".join(lines)
 
 
+def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One eval result from several that ran the same scenario and overrides on different seeds or
+    arms (``--merge``): rows joined by (signal, seed), each strategy's numbers taken from the file
+    that has them, then summarised afresh. Refuses files of different variants, and a strategy that
+    two files report differently for one seed (the references are deterministic, so they must agree)."""
+    if not results:
+        raise ValueError("--merge needs at least one --from-json file")
+    variant = (results[0].get("scenario"), json.dumps(results[0].get("overrides", {}), sort_keys=True))
+    rows: dict[tuple[float, int], dict[str, Any]] = {}
+    for result in results:
+        other = (result.get("scenario"), json.dumps(result.get("overrides", {}), sort_keys=True))
+        if other != variant:
+            raise ValueError(f"cannot merge evals of different variants: {variant} and {other}")
+        for row in result["rows"]:
+            key = (float(row["signal"]), int(row["seed"]))
+            merged = rows.setdefault(key, {"signal": row["signal"], "seed": row["seed"], "sharpe": {}, "detail": {}})
+            for name, value in row["sharpe"].items():
+                known = merged["sharpe"].get(name)
+                if known is not None and not (math.isclose(known, value, rel_tol=1e-9, abs_tol=1e-9) or math.isnan(known) and math.isnan(value)):
+                    raise ValueError(f"seed {key[1]} signal {key[0]:g}: {name} has Sharpe {known} in one file, {value} in another")
+                merged["sharpe"][name] = value
+                merged["detail"][name] = row["detail"].get(name, merged["detail"].get(name))
+    ordered = [rows[key] for key in sorted(rows, key=lambda k: (-k[0], k[1]))]
+    return {"rows": ordered, "summary": summarise(ordered), "failures": [f for r in results for f in r.get("failures", [])],
+            "scenario": variant[0], "overrides": results[0].get("overrides", {})}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", type=Path, default=REPO / "scenarios" / "demo.yaml")
@@ -367,6 +394,8 @@ def main() -> int:
                         help="print the tables of an earlier --out file and exit (repeatable with --against-sweep)")
     parser.add_argument("--against-sweep", type=Path, help="with --from-json: compare the agent's Sharpe per seed with the "
                         "same cells of a learning_eval sweep's output folder")
+    parser.add_argument("--merge", action="store_true", help="with --from-json A.json B.json ...: one result from evals of the "
+                        "same variant on different seeds or arms (written to --out, its README tables printed)")
     parser.add_argument("--against", type=Path, help="with --from-json VARIANT.json: the paired effect of the variant "
                         "(an eval run with --set overrides) against this base eval JSON on the seeds both ran")
     parser.add_argument("--warm-cache", type=Path, help="an earlier eval's runs dir (or a sweep's folder): each new run "
@@ -376,6 +405,13 @@ def main() -> int:
         parser.error(f"--warm-cache: {args.warm_cache} is not a folder")
     if args.from_json:
         results = [json.loads(path.read_text()) for path in args.from_json]
+        if args.merge:
+            try:
+                results = [merge_results(results)]
+            except ValueError as exc:
+                parser.error(str(exc))
+            if args.out:
+                args.out.write_text(json.dumps(results[0], indent=2))
         if args.against:
             base = json.loads(args.against.read_text())
             for result in results:

@@ -46,3 +46,29 @@ def test_variant_effect_pairs_seeds_and_reports_the_share_on_the_seeds_both_ran(
     text = _eval_module().variant_effect(variant, base, arms=("agent_truth",))
     assert "seeds 1, 2:" in text and "effect on Sharpe +1.00 [+1.00, +1.00]" in text and "better on 2/2" in text
     assert "base 62%, variant 88%" in text and "llm_weight" in text
+
+
+def test_merge_joins_one_variants_seeds_and_arms_and_refuses_what_does_not_belong_together():
+    """Evals of one variant run in pieces (seeds 1-2 of one arm, seed 3 and another arm later) merge
+    into one summary over every seed; a different variant, or references that disagree, are refused."""
+    module = _eval_module()
+
+    def row(seed, sharpe, bh=0.0, oracle=4.0):
+        return {"signal": 0.8, "seed": seed, "sharpe": {**sharpe, "news_oracle": oracle, "buy_and_hold": bh},
+                "detail": {name: {"sharpe": value} for name, value in sharpe.items()}}
+
+    variant = {"scenario": "demo.yaml", "overrides": {"direction.llm_weight": 0}}
+    first = {**variant, "rows": [row(1, {"agent": 2.0}), row(2, {"agent": 4.0})]}
+    later = {**variant, "rows": [row(3, {"agent": 0.0}), row(1, {"agent_truth": 3.0})]}
+    merged = module.merge_results([first, later])
+    assert [r["seed"] for r in merged["rows"]] == [1, 2, 3]
+    assert merged["rows"][0]["sharpe"] == {"agent": 2.0, "agent_truth": 3.0, "news_oracle": 4.0, "buy_and_hold": 0.0}
+    agent = merged["summary"]["0.8"]["strategies"]["agent"]
+    assert agent["seeds"] == 3 and agent["mean_gap"] == pytest.approx(2.0) and agent["oracle_share"] == pytest.approx(0.5)
+    assert merged["summary"]["0.8"]["strategies"]["agent_truth"]["seeds"] == 1
+    assert merged["overrides"] == {"direction.llm_weight": 0}
+
+    with pytest.raises(ValueError, match="different variants"):
+        module.merge_results([first, {"scenario": "demo.yaml", "overrides": {}, "rows": []}])
+    with pytest.raises(ValueError, match="buy_and_hold has Sharpe"):
+        module.merge_results([first, {**variant, "rows": [row(2, {"agent_truth": 1.0}, bh=0.5)]}])
