@@ -14,6 +14,9 @@ come from the on-disk feature cache written by the cold run.
 ``--runtimes torch,ct2`` adds a cold run of the same sessions per further runtime of the local
 backend (``ct2``: CTranslate2 float32, ``ct2-int8``), each against the torch run of this
 benchmark: wall per ticker-day, the ratio, and whether its ledger equals torch's.
+``ct2-no-direction-llm`` is CTranslate2 float32 with ``direction.llm_weight: 0`` (the demo
+scenario's setting: the direction agent decides without asking the model), against torch's and,
+when ``ct2`` ran too, against ct2's with the direction call; its ledger is expected to differ.
 """
 
 from __future__ import annotations
@@ -39,7 +42,10 @@ RUNTIMES = {
     "torch": {"runtime": "torch"},
     "ct2": {"runtime": "ctranslate2"},
     "ct2-int8": {"runtime": "ctranslate2", "compute_type": "int8"},
+    "ct2-no-direction-llm": {"runtime": "ctranslate2"},
 }
+# Scenario settings of a runtime row beyond the backend's own.
+EXTRA = {"ct2-no-direction-llm": {"direction": {"llm_weight": 0}}}
 
 
 def scenario(runs: Path, cache_dir: Path, sessions: int, tickers: int, mode: str, cache_path: Path,
@@ -57,6 +63,7 @@ def scenario(runs: Path, cache_dir: Path, sessions: int, tickers: int, mode: str
                     "cache": {"mode": mode, "path": str(cache_path)}},
             "episode": {"warmup_days": 30, "train_days": train, "test_days": sessions - train, "refit_every_days": 10},
             "memory": {"embedding_cache": embedding_cache},
+            **EXTRA.get(runtime, {}),
         },
         "bench scenario",
     )
@@ -187,7 +194,7 @@ def main() -> int:
         replay_steady = steady_state_per_session(replay.run_dir) / args.tickers
         # The median drops one-off costs inside a session (the first optimiser use imports torch._dynamo, ~1-2 s).
         replay_median = statistics.median(session_seconds(replay.run_dir)) / args.tickers
-        runtime_rows = []
+        runtime_rows, steady_of = [], {}
         for name in others:
             # Loaded and converted before the clock starts, as torch's model is above.
             from agents.llm.ct2_runtime import load_ct2_model
@@ -201,11 +208,14 @@ def main() -> int:
             steady = steady_state_per_session(other.run_dir) / args.tickers
             _, other_calls = per_ticker_day(other.run_dir)
             equal = (other.run_dir / "fills.csv").read_text() == (cold.run_dir / "fills.csv").read_text()
+            steady_of[name] = steady
+            versus = f"; {steady_of['ct2'] / steady:.2f}x ct2's" if name in EXTRA and "ct2" in steady_of else ""
             runtime_rows += [
                 (f"cold, {name}: wall per ticker-day, steady state", f"{steady:.3f} s",
-                 f"<= 2 s; {cold_steady / steady:.2f}x torch's"),
+                 f"<= 2 s; {cold_steady / steady:.2f}x torch's{versus}"),
                 (f"cold, {name}: model calls per ticker-day (mean)", f"{statistics.mean(other_calls.values()):.2f}", "<= 6"),
-                (f"cold, {name}: ledger identical to torch's", str(equal), "True for float32"),
+                (f"cold, {name}: ledger identical to torch's", str(equal),
+                 "other decisions: not expected" if name in EXTRA else "True for float32"),
             ]
 
     rows = [

@@ -358,10 +358,13 @@ def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
     two files report differently for one seed (the references are deterministic, so they must agree)."""
     if not results:
         raise ValueError("--merge needs at least one --from-json file")
-    variant = (results[0].get("scenario"), json.dumps(results[0].get("overrides", {}), sort_keys=True))
+    def which(result: dict[str, Any]) -> tuple[str, str]:  # the scenario file as the repo names it (checkouts differ)
+        return "/".join(Path(str(result.get("scenario"))).parts[-2:]), json.dumps(result.get("overrides", {}), sort_keys=True)
+
+    variant = which(results[0])
     rows: dict[tuple[float, int], dict[str, Any]] = {}
     for result in results:
-        other = (result.get("scenario"), json.dumps(result.get("overrides", {}), sort_keys=True))
+        other = which(result)
         if other != variant:
             raise ValueError(f"cannot merge evals of different variants: {variant} and {other}")
         for row in result["rows"]:
@@ -375,7 +378,7 @@ def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
                 merged["detail"][name] = row["detail"].get(name, merged["detail"].get(name))
     ordered = [rows[key] for key in sorted(rows, key=lambda k: (-k[0], k[1]))]
     return {"rows": ordered, "summary": summarise(ordered), "failures": [f for r in results for f in r.get("failures", [])],
-            "scenario": variant[0], "overrides": results[0].get("overrides", {})}
+            "scenario": results[0].get("scenario"), "overrides": results[0].get("overrides", {})}
 
 
 def main() -> int:

@@ -57,9 +57,10 @@ def test_merge_joins_one_variants_seeds_and_arms_and_refuses_what_does_not_belon
         return {"signal": 0.8, "seed": seed, "sharpe": {**sharpe, "news_oracle": oracle, "buy_and_hold": bh},
                 "detail": {name: {"sharpe": value} for name, value in sharpe.items()}}
 
-    variant = {"scenario": "demo.yaml", "overrides": {"direction.llm_weight": 0}}
+    variant = {"scenario": "/work/a/scenarios/demo.yaml", "overrides": {"direction.llm_weight": 0}}
     first = {**variant, "rows": [row(1, {"agent": 2.0}), row(2, {"agent": 4.0})]}
-    later = {**variant, "rows": [row(3, {"agent": 0.0}), row(1, {"agent_truth": 3.0})]}
+    # The same scenario file run from another checkout.
+    later = {**variant, "scenario": "/work/b/scenarios/demo.yaml", "rows": [row(3, {"agent": 0.0}), row(1, {"agent_truth": 3.0})]}
     merged = module.merge_results([first, later])
     assert [r["seed"] for r in merged["rows"]] == [1, 2, 3]
     assert merged["rows"][0]["sharpe"] == {"agent": 2.0, "agent_truth": 3.0, "news_oracle": 4.0, "buy_and_hold": 0.0}
@@ -69,6 +70,8 @@ def test_merge_joins_one_variants_seeds_and_arms_and_refuses_what_does_not_belon
     assert merged["overrides"] == {"direction.llm_weight": 0}
 
     with pytest.raises(ValueError, match="different variants"):
-        module.merge_results([first, {"scenario": "demo.yaml", "overrides": {}, "rows": []}])
+        module.merge_results([first, {**variant, "overrides": {}, "rows": []}])
+    with pytest.raises(ValueError, match="different variants"):
+        module.merge_results([first, {**variant, "scenario": "/work/a/scenarios/real_sp500.yaml", "rows": []}])
     with pytest.raises(ValueError, match="buy_and_hold has Sharpe"):
         module.merge_results([first, {**variant, "rows": [row(2, {"agent_truth": 1.0}, bh=0.5)]}])
