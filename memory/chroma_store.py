@@ -24,9 +24,11 @@ import json
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable, Sequence
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -124,6 +126,22 @@ def _newer(a: MemoryItem, b: MemoryItem) -> bool:
     return (a.revision, a.updated_at) > (b.revision, b.updated_at)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _serialised(method: F) -> F:
+    """One call at a time per store: the graph's analysts run as parallel branches of one process,
+    and an index read while another branch inserts would see a half-written row (or a dict changing
+    size mid-iteration)."""
+
+    @wraps(method)
+    def guarded(self: ChromaMemoryStore, *args: Any, **kwargs: Any) -> Any:
+        with self._guard:
+            return method(self, *args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
+
+
 class ChromaMemoryStore:
     """Layered FinMem-style memory on ChromaDB. Implements ``memory.base.MemoryStore``.
 
@@ -155,6 +173,7 @@ class ChromaMemoryStore:
         self._read_only = read_only
         self._close_client = close_client
         self._lock_fd: int | None = None
+        self._guard = threading.RLock()
         self._closed = False
         self._log_path = None if state_dir is None else Path(state_dir) / MOVES_LOG
         if state_dir is not None and not read_only:
@@ -208,6 +227,7 @@ class ChromaMemoryStore:
             for layer in Layer
         }
 
+    @_serialised
     def refresh(self) -> None:
         """Rebuild the in-process index from Chroma (done at open; a writer repairs crash leftovers)."""
         index = MemoryIndex(self._config)
@@ -321,6 +341,7 @@ class ChromaMemoryStore:
             }
         )
 
+    @_serialised
     def add(self, items: Sequence[MemoryItem], as_of: dt.datetime) -> list[str]:
         """Store new items at simulated time ``as_of``; returns the ids of all ``items``, in order.
 
@@ -414,6 +435,7 @@ class ChromaMemoryStore:
         """
         return self.feedback_many([(item_ids, reward)], as_of)
 
+    @_serialised
     def feedback_many(self, batch: Sequence[tuple[Sequence[str], float]], as_of: dt.datetime) -> list[MemoryMove]:
         """Several ``feedback`` calls at one ``as_of``, applied in order, written in one commit.
 
@@ -479,6 +501,7 @@ class ChromaMemoryStore:
             importance_after=after,
         )
 
+    @_serialised
     def step_day(self, as_of: dt.datetime) -> list[MemoryMove]:
         """End of a simulated day: demote/promote by decayed importance, delete expired items.
 
@@ -528,6 +551,7 @@ class ChromaMemoryStore:
 
     # -- reading -------------------------------------------------------------------------------
 
+    @_serialised
     def query(
         self,
         text: str,
@@ -599,14 +623,17 @@ class ChromaMemoryStore:
         scored.sort(key=lambda s: (-s.score, s.item.id))
         return scored[:k]
 
+    @_serialised
     def get(self, ids: Sequence[str]) -> list[MemoryItem]:
         """Stored items for the ids that exist, in the order asked (unknown ids are skipped)."""
         return [self._index.items[i] for i in ids if i in self._index]
 
+    @_serialised
     def recent(self, *, ticker: str, since: dt.datetime, as_of: dt.datetime, source_types: Sequence[str] | None = None) -> list[MemoryItem]:
         """Items of ``ticker`` made public in ``(since, as_of]``, oldest first (from the in-process index)."""
         return recent_items(self._index.items.values(), ticker=ticker, since=since, as_of=as_of, source_types=source_types)
 
+    @_serialised
     def count(self, layer: Layer | None = None) -> int:
         """Number of stored items in ``layer`` (or in all layers)."""
         return self._index.count(layer)
@@ -616,6 +643,7 @@ class ChromaMemoryStore:
         """True if opened without the writer lock."""
         return self._read_only
 
+    @_serialised
     def close(self) -> None:
         """Release the writer lock (and the client if this store owns it). Safe to call twice."""
         if self._closed:

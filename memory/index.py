@@ -11,7 +11,7 @@ approximation). Chroma remains the durable store and the source the index is reb
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +20,28 @@ from numpy.typing import NDArray
 from memory.base import MARKET_TICKER, Layer, MemoryItem
 from memory.config import MemoryConfig
 from memory.scoring import combined_score, days_between, decayed_importance, epoch_seconds, recency
+
+
+def cosines(vectors: NDArray[np.float32], query_unit: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Row-wise dot products, clipped to [-1, 1], bit-identical wherever a row sits in ``vectors``.
+
+    BLAS ``gemv`` (``vectors @ query_unit``) is not: rows in the last partial block of its kernel are
+    summed in another order, so an item's score moved in the last bit with the number of rows
+    stored before it. The row layout follows insertion order, which parallel analysts and a rebuild
+    after resume change, and near-ties at the top-k cut then put other memories in a prompt (seen: a
+    replayed run asked a question the recorded run never asked). ``einsum`` runs one summation
+    loop per row, the same for every row (~2x gemv's time: ~0.1 ms for 1,000 rows).
+    """
+    return np.clip(np.einsum("ij,j->i", vectors, query_unit), -1.0, 1.0)
+
+
+def top_rows(score: NDArray[np.floating], k: int, id_of: Callable[[int], str]) -> list[int]:
+    """Rows of the ``k`` best scores, ties at the cut settled by id, not by row position."""
+    if len(score) <= k:
+        return list(range(len(score)))
+    cut = np.partition(score, len(score) - k)[len(score) - k]  # the k-th best score
+    rows = np.flatnonzero(score >= cut)  # every row tied at the cut is a candidate
+    return sorted(rows.tolist(), key=lambda r: (-score[r], id_of(r)))[:k]
 
 
 @dataclass(frozen=True)
@@ -164,7 +186,7 @@ class MemoryIndex:
                 continue
             # The usual case (everything already public) takes views, not fancy-index copies.
             rows: slice | NDArray[np.intp] = slice(0, n) if eligible.all() else np.flatnonzero(eligible)
-            relevance = np.clip(partition.vectors[rows] @ query_unit, -1.0, 1.0)
+            relevance = cosines(partition.vectors[rows], query_unit)
             recency_value = recency(days_between(partition.public_epoch[rows], as_of_epoch), dynamics.recency_q_days)
             importance_points = decayed_importance(
                 partition.importance[rows],
@@ -173,8 +195,7 @@ class MemoryIndex:
             )
             row_ids = np.arange(n)[rows]
             score = combined_score(recency_value, importance_points, relevance)
-            top = np.argpartition(-score, k - 1)[:k] if len(score) > k else np.arange(len(score))
-            for j in top:
+            for j in top_rows(score, k, lambda j: partition.ids[row_ids[j]]):
                 best.append(
                     Scored(
                         item=self.items[partition.ids[row_ids[j]]],
@@ -202,7 +223,7 @@ class MemoryIndex:
                     item.importance, dynamics.importance_decay, days_between(epoch_seconds(item.importance_at), as_of_epoch)
                 )
             )
-            relevance = float(np.clip(self.vector(item_id) @ query_unit, -1.0, 1.0))
+            relevance = float(cosines(self.vector(item_id)[None, :], query_unit)[0])
             score = float(combined_score(recency_value, importance_points, relevance))
             scored.append(Scored(item, score, recency_value, importance_points, relevance))
         return scored

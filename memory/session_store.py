@@ -58,7 +58,7 @@ class SessionMemoryStore:
 
     def recent(self, *, ticker: str, since: dt.datetime, as_of: dt.datetime, source_types: Sequence[str] | None = None) -> list[MemoryItem]:
         """This session's items of ``ticker`` public in ``(since, as_of]``: without memory nothing older is known."""
-        return recent_items(self._items.values(), ticker=ticker, since=since, as_of=as_of, source_types=source_types)
+        return recent_items(list(self._items.values()), ticker=ticker, since=since, as_of=as_of, source_types=source_types)
 
     def count(self, layer: Layer | None = None) -> int:
         return sum(1 for item in self._items.values() if layer is None or item.layer == layer)
