@@ -15,7 +15,14 @@ up, and decides, from the run's own matured labels, how much of it to believe:
 3. **Gate.** ``shrink = clip((t - evidence_min) / (evidence_full - evidence_min), 0, 1)``; a
    negative slope, or t below ``evidence_min``, gives 0: the calls count for nothing.
 
-``deviation(score)`` is ``shrink * (logit P(up | score) - logit P(up))``: exactly 0 without skill.
+``deviation(score)`` is ``shrink * slope * (score - mean score)``: the model's log-odds for this
+call less its log-odds for the typical call of the training items (their mean score), exactly 0
+without skill. The reference is the model's own prediction, so a typical call adds nothing to a
+window's sum (batch calibration, as the direction agent centres its other evidence). The first
+version read against the smoothed base rate instead: in a run-up with 98 % of labels "up", the
+smoothing put that rate 0.3 log-odds below the model's intercept, so every item, negative calls
+included, added +0.14 to +0.46, and 13 items in a window made a bullish signal of +3.9 out of
+bearish news (seed 109, truth-reading analysts).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import numpy as np
 from agents.learning.common import evidence_ramp, logistic_1d, save_json
 from env.errors import DataError
 
-FORMAT = "judgement-calibrator/1"
+FORMAT = "judgement-calibrator/2"
 
 
 class JudgementCalibrator:
@@ -72,14 +79,15 @@ class JudgementCalibrator:
         y = (o > 0).astype(float)
         a, b = logistic_1d(x, y, w, self.ridge)
         base = float((w * y).sum() + 1.0) / float(w.sum() + 2.0)
-        self.intercept, self.slope, self.base_logit = a, b, math.log(base / (1 - base))
+        # The reference of the deviations: the model's log-odds at the mean score of the training items.
+        self.intercept, self.slope, self.base_logit = a, b, a + b * float(x.mean())
         ramp = 0.0 if b <= 0 else evidence_ramp(t, self.evidence_min, self.evidence_full)
         self.shrink = float(ramp)
         verdict = "skill" if ramp >= 1 else "partial skill" if ramp > 0 else "no skill"
         return done(f"{verdict}: corr(score, outcome) {r:+.3f}, t = {t:.2f} over {n} items; scale {ramp:.2f}", corr=r, t=t, base_rate=base)
 
     def deviation(self, scores: Sequence[float | None]) -> list[float]:
-        """Per score, ``shrink * (logit P(up | score) - logit P(up))`` (0 for None or without skill)."""
+        """Per score, ``shrink * (logit P(up | score) - logit P(up | the typical score))`` (0 for None or without skill)."""
         return [0.0 if s is None or self.shrink == 0.0 else self.shrink * (self.intercept + self.slope * float(s) - self.base_logit) for s in scores]
 
     def save(self, path: Path) -> None:

@@ -17,6 +17,7 @@ from agents.analysts import news_text
 from agents.learning.adapter import RewardAdapter, TrainingExample
 from agents.learning.config import LearningConfig
 from agents.learning.features import EmbeddingFeaturizer
+from agents.learning.judgement import JudgementCalibrator
 from env.config import SyntheticConfig
 from env.sources import load_market
 from memory import MemoryConfig, make_embedding_function
@@ -90,6 +91,25 @@ def test_the_judgement_calibrator_trusts_a_perfect_analyst_and_ignores_a_constan
         again = AdapterHandle(LearningConfig(), handle.dir.parent, lambda: featurizer)
         again.ensure(1)
         assert again.judged_logits([0.87, -0.87]) == pytest.approx([up, down])
+
+
+def test_the_judgement_calibrator_reads_a_run_up_around_its_typical_call(tmp_path_factory):
+    """Seed 109's last 40 warm-up sessions (what the analyst judges at the first decision) are a
+    run-up: 98 % of their items' matured labels are "up". A perfect analyst's negative calls must
+    still count as bearish evidence and its typical call as none, or a window of a dozen items adds
+    up to a bullish signal out of bearish news (the first version read deviations against a
+    smoothed base rate 0.3 log-odds below its own intercept: a negative call counted +0.05)."""
+    rows = [r for r in labelled_news(tmp_path_factory, 0.8, seed=109) if WARMUP - 40 <= r[0] and r[0] + 3 <= WARMUP]
+    config = LearningConfig()
+    calibrator = JudgementCalibrator(evidence_min=config.evidence_min, evidence_full=config.evidence_full,
+                                     weight_cap=config.weight_cap, min_examples=config.min_examples, ridge=config.judgement_ridge)
+    scores = [0.87 * float(np.sign(r[3])) for r in rows]
+    report = calibrator.fit(scores, [r[2] for r in rows])
+    assert report["base_rate"] > 0.95 and report["shrink"] > 0, report["reason"]
+    up, neutral, down = calibrator.deviation([0.87, 0.0, -0.87])
+    assert down < 0 < up and abs(neutral) < max(up, -down)
+    typical = calibrator.deviation(scores)
+    assert abs(np.mean(typical)) < 1e-9  # the typical call adds nothing to a window
 
 
 def test_the_news_window_model_learns_how_news_adds_up_and_stays_shut_on_noise(featurizer, tmp_path_factory):
