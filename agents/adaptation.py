@@ -66,9 +66,7 @@ class AdapterHandle:
                                evidence_full=c.evidence_full, folds=c.window_folds, min_rows=c.window_min_rows)
 
     def _new_calibrator(self) -> JudgementCalibrator:
-        c = self.config
-        return JudgementCalibrator(evidence_min=c.evidence_min, evidence_full=c.evidence_full, weight_cap=c.weight_cap,
-                                   min_examples=c.min_examples, ridge=c.judgement_ridge)
+        return JudgementCalibrator.from_config(self.config)
 
     def ensure(self, version: int) -> None:
         """Make the loaded adapter the one saved at ``version`` (-1: none)."""
@@ -102,7 +100,6 @@ class AdapterHandle:
             if judged:
                 calibrator = self._new_calibrator()
                 jreport = calibrator.fit([float(scores[e["item_id"]]) for e in judged], [float(e["outcome"]) for e in judged])
-                calibrator.save(self.calibrator_path(version))
             model, wreport = None, None
             rows = window() if window is not None and self.config.window_sessions else None
             if rows is not None:
@@ -120,6 +117,11 @@ class AdapterHandle:
                     returns, scores=judged_scores,
                 )
                 model.save(self.window_path(version))
+                if calibrator is not None and model.trained:
+                    calibrator.fit_neutral(*_judged_windows(members, returns, examples, scores or {}, model.window))
+                    jreport = calibrator.report
+            if calibrator is not None:
+                calibrator.save(self.calibrator_path(version))
             self._adapter, self._calibrator, self._window, self.version = adapter, calibrator, model, version
             return report, jreport, wreport
 
@@ -178,3 +180,19 @@ class AdapterHandle:
             return 0.5
         return self._adapter.base_rate
 
+
+
+def _judged_windows(
+    members: Sequence[Sequence[tuple[int, int]]], returns: Sequence[float], examples: Sequence[Mapping[str, Any]],
+    scores: Mapping[str, float], window: int,
+) -> tuple[list[float], list[float], list[float]]:
+    """The rows the calibrator's neutral call is fitted on: per decision row whose items in the last
+    ``window`` sessions were all judged, their summed impact scores, their count and the row's return."""
+    sums, counts, kept = [], [], []
+    for row, ret in zip(members, returns, strict=True):
+        ids = [examples[k].get("item_id", "") for k, age in row if age < window]
+        if all(i in scores for i in ids):
+            sums.append(float(sum(scores[i] for i in ids)))
+            counts.append(float(len(ids)))
+            kept.append(float(ret))
+    return sums, counts, kept

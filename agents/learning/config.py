@@ -64,6 +64,12 @@ class LearningConfig(BaseModel):
     judgement_ridge: float = Field(
         1.0, ge=0, le=1e5, description="L2 penalty on the slope of the judgement calibrator's logistic regression (agents.learning.judgement)."
     )
+    judgement_reference: Literal["window", "typical"] = Field(
+        "window", description="The call the judgement calibrator reads each item's deviation against (agents.learning.judgement): "
+        "'window' = the neutral call found from whole windows (an OLS of the decision's return on the window's summed impact "
+        "scores and its item count; used when the summed calls move returns, kept between 0 and the typical call); "
+        "'typical' = the mean score of the training items (the previous release).",
+    )
     window_sessions: int = Field(
         5, ge=0, le=30, description="Longest window (sessions) of a ticker's news the news window model (agents.learning.window) "
         "may read; it picks the window 1..this by out-of-fold skill. It learns from matured decisions how the summed text "

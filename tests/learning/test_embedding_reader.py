@@ -100,9 +100,7 @@ def test_the_judgement_calibrator_reads_a_run_up_around_its_typical_call(tmp_pat
     up to a bullish signal out of bearish news (the first version read deviations against a
     smoothed base rate 0.3 log-odds below its own intercept: a negative call counted +0.05)."""
     rows = [r for r in labelled_news(tmp_path_factory, 0.8, seed=109) if WARMUP - 40 <= r[0] and r[0] + 3 <= WARMUP]
-    config = LearningConfig()
-    calibrator = JudgementCalibrator(evidence_min=config.evidence_min, evidence_full=config.evidence_full,
-                                     weight_cap=config.weight_cap, min_examples=config.min_examples, ridge=config.judgement_ridge)
+    calibrator = JudgementCalibrator.from_config(LearningConfig())
     scores = [0.87 * float(np.sign(r[3])) for r in rows]
     report = calibrator.fit(scores, [r[2] for r in rows])
     assert report["base_rate"] > 0.95 and report["shrink"] > 0, report["reason"]
@@ -202,3 +200,74 @@ def test_the_stacked_window_model_weighs_a_perfect_analysts_calls_above_the_text
         probe = [r[1] for r in rows[:3]]
         assert again.window_judged() and again.window_deviation([0, 1, 2], probe, [0.87, -0.87, None]) == pytest.approx(
             handle.window_deviation([0, 1, 2], probe, [0.87, -0.87, None]), rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [101, 106])
+def test_the_judgement_calibrator_finds_the_analysts_neutral_call_from_whole_windows(featurizer, tmp_path_factory, seed):
+    """Through the handle and the reflect node's row builder, as at the first decision, on the real
+    synthetic market: a perfect analyst's neutral call is its score 0, whatever the world's mix of
+    good and bad news makes its typical call; an equally skilled analyst that leans positive
+    (every score +0.5 higher) has its neutral call at +0.5, not at 0. Read against the wrong one,
+    a window of neutral items adds up to a signal (the typical call cost the truth-reading arm 1.1
+    log-odds on a window of 19 balanced items). The call found is kept between 0 and the typical
+    call, so it is never further from the true one than the typical call is, and much nearer
+    whenever the true one lies in between (the analyst and the world lean the same way)."""
+    from types import SimpleNamespace
+
+    from agents.nodes.reflect import window_rows
+
+    data = load_market(
+        SyntheticConfig(tickers=["ACME"], start="2023-01-02", days=240, seed=seed, signal=0.8, news_per_day=2.5),
+        tmp_path_factory.mktemp("neutral-market"),
+    )
+    rows = labelled_news(tmp_path_factory, 0.8, seed=seed)
+    examples = [{"text": r[1], "outcome": r[2], "index": r[0], "item_id": r[4]} for r in rows if r[0] + 3 <= WARMUP]
+    found, checked = {}, []
+    for lean in (0.0, 0.5):
+        scores = {r[4]: lean + (0.45 if lean else 0.87) * float(np.sign(r[3])) for r in rows}
+        for reference in ("window", "typical"):
+            config = LearningConfig(judgement_reference=reference)
+            deps = SimpleNamespace(config=SimpleNamespace(learning=config), data=data)
+            handle = AdapterHandle(config, tmp_path_factory.mktemp(f"neutral-{lean}-{reference}"), lambda: featurizer)
+            _, report, _ = handle.fit(examples, version=WARMUP, scores=scores,
+                                      window=lambda: window_rows(deps, SimpleNamespace(day=WARMUP), examples))
+            assert report is not None and report["shrink"] > 0, report["reason"]
+            found[lean, reference] = (report, handle.judged_logits([lean])[0])
+            again = AdapterHandle(config, handle.dir.parent, lambda: featurizer)
+            again.ensure(WARMUP)  # a resumed run reads against the same call
+            assert again.judged_logits([lean, lean + 0.4]) == pytest.approx(handle.judged_logits([lean, lean + 0.4]))
+    for lean in (0.0, 0.5):
+        report, neutral_item = found[lean, "window"]
+        typical = report["typical_score"]
+        assert report["reference"] == "window fit", report["neutral_fit"]
+        assert abs(report["neutral_score"] - lean) <= abs(typical - lean) + 1e-12, report["neutral_fit"]
+        if min(0.0, typical) <= lean <= max(0.0, typical):
+            assert abs(report["neutral_score"] - lean) < 0.5 * abs(typical - lean), report["neutral_fit"]
+            assert abs(neutral_item) < 0.5 * abs(found[lean, "typical"][1]), (neutral_item, found[lean, "typical"])
+        checked.append(min(0.0, typical) <= lean <= max(0.0, typical))
+        assert found[lean, "typical"][0]["neutral_score"] == pytest.approx(typical)
+    assert checked[0] and (seed != 106 or checked[1])  # seed 106's world leans positive, as the second analyst does
+
+
+def test_the_neutral_call_stays_the_typical_one_without_window_evidence():
+    """Synthetic rows, no model: when the windows' summed calls do not move returns (pure noise),
+    or too few rows are fully judged, the calibrator keeps reading against the typical call; when
+    they do, it finds the score whose item moves nothing, however far the analyst leans."""
+    rng = np.random.default_rng(3)
+    config = LearningConfig()
+    calibrator = JudgementCalibrator.from_config(config)
+    scores = rng.choice([-0.87, 0.0, 0.87], size=400)
+    calibrator.fit(0.3 + scores, scores + 0.5 * rng.standard_normal(400))  # skilled, leaning +0.3
+    assert calibrator.shrink > 0 and calibrator.neutral == pytest.approx(calibrator.typical)
+    counts = rng.integers(0, 12, size=200).astype(float)
+    true_sums = np.array([rng.choice([-0.87, 0.0, 0.87], size=int(k)).sum() for k in counts])
+    noise = 0.01 * rng.standard_normal(200)
+    found = calibrator.fit_neutral(true_sums + 0.3 * counts, counts, noise)
+    assert found["reference"] == "typical call" and calibrator.neutral == pytest.approx(calibrator.typical)
+    found = calibrator.fit_neutral(true_sums[:20] + 0.3 * counts[:20], counts[:20], 0.004 * true_sums[:20] + noise[:20])
+    assert found["reference"] == "typical call" and "too few" in found["reason"]
+    found = calibrator.fit_neutral(true_sums + 0.3 * counts, counts, 0.004 * true_sums + noise)
+    assert found["reference"] == "window fit" and found["neutral_score"] == pytest.approx(0.3, abs=0.1), found
+    assert calibrator.deviation([0.3])[0] == pytest.approx(0.0, abs=0.1 * calibrator.slope)
+    with pytest.raises(Exception, match="finite"):
+        calibrator.fit_neutral([float("nan")], [1.0], [0.0])
