@@ -181,7 +181,6 @@ class AdapterHandle:
         return self._adapter.base_rate
 
 
-
 def _judged_windows(
     members: Sequence[Sequence[tuple[int, int]]], returns: Sequence[float], examples: Sequence[Mapping[str, Any]],
     scores: Mapping[str, float], window: int,

@@ -35,6 +35,13 @@ def logistic_1d(x: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float) -> tu
     return a, b
 
 
+def clip_moves(r: np.ndarray, moves: float) -> np.ndarray:
+    """Returns clipped at ``moves`` times their median non-zero magnitude, so one gap cannot decide a fit."""
+    nonzero = np.abs(r[r != 0])
+    cap = moves * float(np.median(nonzero)) if len(nonzero) else 0.0
+    return np.clip(r, -cap, cap)
+
+
 def save_json(path: Path, state: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` atomically (a temp file, then a rename)."""
     path = Path(path)

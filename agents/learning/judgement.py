@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.learning.common import evidence_ramp, logistic_1d, save_json
+from agents.learning.common import clip_moves, evidence_ramp, logistic_1d, save_json
 from agents.learning.config import LearningConfig
 from env.errors import DataError
 
@@ -137,9 +137,7 @@ class JudgementCalibrator:
         elif np.ptp(k) == 0 or np.ptp(s) < 1e-9:
             found["reason"] = "the windows' item counts or score sums do not vary"
         else:
-            moves = np.abs(r[r != 0])
-            cap = self.clip_moves * float(np.median(moves)) if len(moves) else 0.0
-            y = np.clip(r, -cap, cap)
+            y = clip_moves(r, self.clip_moves)
             x = np.column_stack([np.ones_like(s), s, k])
             coef, *_ = np.linalg.lstsq(x, y, rcond=None)
             resid = y - x @ coef

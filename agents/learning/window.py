@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.learning.common import evidence_ramp, logistic_1d, save_json
+from agents.learning.common import clip_moves, evidence_ramp, logistic_1d, save_json
 from env.errors import DataError
 
 FORMAT = "tradegraph-news-window-2"
@@ -137,9 +137,7 @@ class NewsWindowModel:
         if not dims:
             return done(f"no news in any of the {n} rows", False)
         dim = dims.pop()
-        moves = np.abs(r[r != 0])
-        cap = self.clip_moves * float(np.median(moves)) if len(moves) else 0.0
-        clipped = np.clip(r, -cap, cap)
+        clipped = clip_moves(r, self.clip_moves)
         best: tuple[float, int, float, np.ndarray, np.ndarray] | None = None
         t_by_window = {}
         for window in range(1, self.sessions + 1):
