@@ -1,6 +1,7 @@
 """The news analyst's prompt: speed and reading, the shipped template against a peer template, on
-the same synthetic items, the same model and the same calls the agent makes (one calibrated
-``choose_many`` per session's items, over positive / negative / neutral / irrelevant).
+the same synthetic items, the same model and the calls the agent makes (the demo scenario's data and
+``analysts.max_item_chars``; one calibrated ``choose_many`` per publication day's items, over
+positive / negative / neutral / irrelevant).
 
     .venv/bin/python benchmarks/bench_analyst_prompt.py [--seeds 100,103] [--sessions 40] [--signal 0.8]
         [--peer benchmarks/prompts/news_analyst.md]
@@ -29,15 +30,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.analysts import IMPACT_OPTIONS, news_text  # noqa: E402
+from agents.config import load_scenario  # noqa: E402
 from agents.llm.base import ChoiceRequest  # noqa: E402
 from agents.llm.config import LocalBackendConfig  # noqa: E402
 from agents.llm.local import LocalBackend  # noqa: E402
 from agents.prompts import PromptLibrary  # noqa: E402
-from env.config import SyntheticConfig  # noqa: E402
 from env.sources import load_market  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-MAX_CHARS = 600  # analysts.max_item_chars' default
 
 
 def main() -> int:
@@ -53,13 +53,11 @@ def main() -> int:
     libraries = {"shipped": PromptLibrary(REPO / "prompts"), "peer": PromptLibrary(args.peer.parent)}
     backend = LocalBackend(LocalBackendConfig())
     rows: dict[str, dict[str, list]] = {name: {"tone": [], "probs": [], "seconds": []} for name in libraries}
-    with_cache = Path(REPO / ".cache" / "tradegraph")
+    demo = load_scenario(REPO / "scenarios" / "demo.yaml")
+    max_chars = demo.analysts.max_item_chars
     turn = 0
     for seed in (int(s) for s in args.seeds.split(",") if s):
-        data = load_market(
-            SyntheticConfig(kind="synthetic", tickers=["ACME"], days=240, seed=seed, signal=args.signal, news_per_day=2.5),
-            with_cache,
-        )
+        data = load_market(demo.data.model_copy(update={"seed": seed, "signal": args.signal}), Path(demo.cache_dir))
         assert data.truth is not None
         tone = data.truth.item_sentiment
         by_day: dict[str, list] = {}
@@ -72,7 +70,7 @@ def main() -> int:
             for name in order:
                 requests = [
                     ChoiceRequest(
-                        messages=libraries[name].render("news_analyst", ticker="ACME", date=day, item=news_text(n, MAX_CHARS)).chat(),
+                        messages=libraries[name].render("news_analyst", ticker=n.ticker, date=day, item=news_text(n, max_chars)).chat(),
                         options=IMPACT_OPTIONS, fallback="irrelevant",
                     )
                     for n in items
