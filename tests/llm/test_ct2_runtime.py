@@ -101,8 +101,8 @@ def test_int8_is_calibrated_but_its_own_model(local_config: LocalBackendConfig, 
 
 
 def test_multi_token_options_on_ct2_match_full_sequence_scores(ct2_backend: LocalBackend, local_backend: LocalBackend) -> None:
-    """CTranslate2's row-per-option-prefix scoring (what int8 uses for multi-token options; float32
-    hands them to torch) equals the log-likelihood of each whole sequence, prompt and option, as
+    """CTranslate2's one-pass scoring of multi-token options (the prompt as an uncached static prompt,
+    one constrained row per option prefix; what int8 uses, float32 hands them to torch) equals the log-likelihood of each whole sequence, prompt and option, as
     CTranslate2 scores it in one pass and as torch does."""
     from agents.llm.ct2_runtime import score_options
 
