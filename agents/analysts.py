@@ -20,6 +20,7 @@ import numpy as np
 from agents.deps import Deps
 from agents.llm.base import ChoiceRequest, ChoiceResult, model_calls_of
 from agents.memory_items import make_memory_item
+from agents.prompts import PromptLibrary, RenderedPrompt
 from agents.state import ANALYST_AGENTS, ANALYST_NODES, AgentName, AnalystKind, AnalystReport, ItemJudgement, NodeName, RunState
 from env.indicators import macd_histogram, rsi
 from env.market import MarketView
@@ -94,11 +95,20 @@ def judge_reason(kind: AnalystKind, probs: dict[str, float], adapter_p_up: float
     return sentence + ".", score, impact
 
 
+def item_prompt(prompts: PromptLibrary, name: str, *, ticker: str, date: str, item: str) -> RenderedPrompt:
+    """A text analyst's prompt for one item; ``date`` goes only to a template that declares it (the
+    shipped ones do: without the decision-time line the news analyst read worse, README)."""
+    values = {"ticker": ticker, "item": item}
+    if "date" in prompts.templates[name].variables:
+        values["date"] = date
+    return prompts.render(name, **values)
+
+
 def impact_requests(deps: Deps, agent: AgentName, ticker: str, date: str, units: Sequence[TextUnit]) -> list[ChoiceRequest]:
     """One closed-set impact choice per unit, from the agent's prompt file."""
     return [
         ChoiceRequest(
-            messages=deps.prompts.render(agent.value, ticker=ticker, date=date, item=u.text).chat(),
+            messages=item_prompt(deps.prompts, agent.value, ticker=ticker, date=date, item=u.text).chat(),
             options=IMPACT_OPTIONS,
             fallback="irrelevant",
         )
@@ -253,9 +263,15 @@ def format_indicators(ind: dict[str, float]) -> str:
 
 
 def make_market_analyst(deps: Deps) -> Callable[[RunState], dict]:
-    """The market/technical analyst node: indicators in code, a calibrated trend call by the model."""
+    """The market/technical analyst node: indicators in code, a calibrated trend call by the model.
+
+    The trend call is read by the direction agent twice: as evidence (``direction.technical_weight``)
+    and in the direction LLM's prompt (``direction.llm_weight``). With both weights 0 nothing reads
+    it, so it is not made: the node still computes and traces the indicators."""
     cfg = deps.config.analysts
     agent = AgentName.MARKET_ANALYST
+    direction = deps.config.direction
+    asks_model = direction.technical_weight > 0 or direction.llm_weight > 0
 
     def node(state: RunState) -> dict:
         view = deps.data.view(state.day)
@@ -265,6 +281,15 @@ def make_market_analyst(deps: Deps) -> Callable[[RunState], dict]:
             closes = view.series(ticker, "close", lookback=cfg.technical_lookback_days)
             ind = technical_indicators(closes)
             summary = format_indicators(ind)
+            if not asks_model:
+                reports[ticker] = AnalystReport(analyst=AnalystKind.MARKET, ticker=ticker, day=state.day, summary=summary)
+                deps.tracer.write(
+                    day=state.day, date=str(view.date), phase=state.phase.value, node=NodeName.MARKET_ANALYST.value,
+                    ticker=ticker, summary=summary, indicators=ind, probs=None,
+                    trend_call="not made: direction.technical_weight and direction.llm_weight are 0, so no decision reads it",
+                    llm_calls=[], model_calls=0, latency_s=time.perf_counter() - started,
+                )
+                continue
             rendered = deps.prompts.render(agent.value, ticker=ticker, date=str(view.date), summary=summary)
             llm = deps.llm(agent)
             res = llm.choose(rendered.chat(), TREND_OPTIONS, agent=agent.value, fallback="neutral")

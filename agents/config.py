@@ -58,7 +58,10 @@ class DirectionConfig(_Config):
     adapter_weight: float = Field(
         1.0, ge=0, le=5, description="Weight of the reward-adapted signal head (see learning) in the decision."
     )
-    technical_weight: float = Field(0.5, ge=0, le=5, description="Weight of the market analyst's trend view.")
+    technical_weight: float = Field(
+        0.5, ge=0, le=5, description="Weight of the market analyst's trend call in the decision. 0 together with llm_weight "
+        "0: the trend call is not made at all (no decision could read it); the indicators are still computed and traced.",
+    )
     calibration_min_n: int = Field(
         5, ge=1, description="Past answers needed before the LLM's and the trend call's deviations from their own running "
         "mean count as evidence (batch calibration removes a model's standing bias, e.g. always favouring buy).",

@@ -85,7 +85,7 @@ def filter_traces(records: Iterable[dict[str, Any]], day: str | None = None, age
 def format_trace(rec: dict[str, Any]) -> str:
     """A readable block for one record: header, decision, probabilities, memories, calls, prompt."""
     lines = [f"== day {rec['day']} ({rec['date']}, {rec['phase']}) · {rec['node']} · {rec['ticker'] or '-'}"]
-    for key in ("decision", "action", "target_weight", "caps", "reason", "rationale", "lesson", "summary"):
+    for key in ("decision", "action", "target_weight", "caps", "reason", "rationale", "lesson", "summary", "trend_call"):
         if key in rec and rec[key] not in (None, "", []):
             lines.append(f"  {key}: {rec[key]}")
     if rec.get("probs"):

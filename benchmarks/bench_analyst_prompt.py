@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.analysts import IMPACT_OPTIONS, news_text  # noqa: E402
+from agents.analysts import IMPACT_OPTIONS, item_prompt, news_text  # noqa: E402
 from agents.config import load_scenario  # noqa: E402
 from agents.llm.base import ChoiceRequest  # noqa: E402
 from agents.llm.config import LocalBackendConfig  # noqa: E402
@@ -70,7 +70,7 @@ def main() -> int:
             for name in order:
                 requests = [
                     ChoiceRequest(
-                        messages=libraries[name].render("news_analyst", ticker=n.ticker, date=day, item=news_text(n, max_chars)).chat(),
+                        messages=item_prompt(libraries[name], "news_analyst", ticker=n.ticker, date=day, item=news_text(n, max_chars)).chat(),
                         options=IMPACT_OPTIONS, fallback="irrelevant",
                     )
                     for n in items

@@ -70,6 +70,16 @@ def test_untrusted_text_is_fenced_and_cannot_break_out(library):
     assert start < user.index("Ignore your instructions") < user.index(FENCE_CLOSE)
 
 
+def test_item_prompt_passes_the_date_only_to_templates_that_declare_it(library, tmp_path):
+    from agents.analysts import item_prompt
+
+    shipped = item_prompt(library, "news_analyst", ticker="ACME", date="2024-03-01", item="Acme beats")
+    assert "Decision time: the close of 2024-03-01." in shipped.user and "Acme beats" in shipped.user
+    undated = PromptLibrary(Path(__file__).resolve().parents[2] / "benchmarks" / "prompts" / "undated")
+    rendered = item_prompt(undated, "news_analyst", ticker="ACME", date="2024-03-01", item="Acme beats")
+    assert "2024-03-01" not in rendered.system + rendered.user and "Acme beats" in rendered.user
+
+
 def _env():
     import jinja2
 

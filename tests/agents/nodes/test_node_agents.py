@@ -11,6 +11,7 @@ from agents.direction import make_direction_agent
 from agents.memory_items import make_memory_item
 from agents.risk import make_risk_node
 from agents.state import Action, AnalystKind, AnalystReport, DirectionDecision, ItemJudgement, NodeName
+from agents.trace import format_trace
 from memory.base import Layer
 
 
@@ -68,6 +69,21 @@ def test_market_analyst_reports_wilder_rsi_and_the_trend_call(kit):
     assert report.trend_probs == pytest.approx({"bullish": 0.6, "bearish": 0.2, "neutral": 0.2})
     closes = k.data.view(state.day).series("ACME", "close", lookback=k.config.analysts.technical_lookback_days)
     assert k.traces(NodeName.MARKET_ANALYST.value)[0]["indicators"]["rsi14"] == pytest.approx(rsi(closes, 14))
+
+
+@pytest.mark.parametrize("technical, llm, asked", [(0.0, 0.0, False), (0.0, 1.0, True), (0.5, 0.0, True)])
+def test_market_analyst_makes_the_trend_call_only_when_a_decision_reads_it(kit, technical, llm, asked):
+    k = kit(lambda agent, messages, options: {"bullish": 0.6, "bearish": 0.2, "neutral": 0.2},
+            **{"direction.technical_weight": technical, "direction.llm_weight": llm})
+    report = make_market_analyst(k.deps)(k.state())["reports"][AnalystKind.MARKET]["ACME"]
+    (trace,) = k.traces(NodeName.MARKET_ANALYST.value)
+    assert bool(k.llm.calls) == asked and trace["model_calls"] == int(asked)
+    assert (report.trend_probs is not None) == asked
+    # The indicators are computed and traced either way; the summary still reaches the direction agent.
+    assert set(trace["indicators"]) >= {"rsi14", "macd_hist"} and report.summary == trace["summary"]
+    if not asked:
+        assert trace["llm_calls"] == [] and "not made" in trace["trend_call"]
+        assert "trend_call: not made" in format_trace(trace)
 
 
 def _today_item(k, state, impact_score: float) -> ItemJudgement:
