@@ -281,20 +281,15 @@ def make_market_analyst(deps: Deps) -> Callable[[RunState], dict]:
             closes = view.series(ticker, "close", lookback=cfg.technical_lookback_days)
             ind = technical_indicators(closes)
             summary = format_indicators(ind)
-            if not asks_model:
-                reports[ticker] = AnalystReport(analyst=AnalystKind.MARKET, ticker=ticker, day=state.day, summary=summary)
-                deps.tracer.write(
-                    day=state.day, date=str(view.date), phase=state.phase.value, node=NodeName.MARKET_ANALYST.value,
-                    ticker=ticker, summary=summary, indicators=ind, probs=None,
-                    trend_call="not made: direction.technical_weight and direction.llm_weight are 0, so no decision reads it",
-                    llm_calls=[], model_calls=0, latency_s=time.perf_counter() - started,
-                )
-                continue
-            rendered = deps.prompts.render(agent.value, ticker=ticker, date=str(view.date), summary=summary)
-            llm = deps.llm(agent)
-            res = llm.choose(rendered.chat(), TREND_OPTIONS, agent=agent.value, fallback="neutral")
+            res, call = None, {"trend_call": "not made: direction.technical_weight and direction.llm_weight are 0, so no decision reads it"}
+            if asks_model:
+                rendered = deps.prompts.render(agent.value, ticker=ticker, date=str(view.date), summary=summary)
+                res = deps.llm(agent).choose(rendered.chat(), TREND_OPTIONS, agent=agent.value, fallback="neutral")
+                call = {"prompt": rendered.user}
+            records = [res.record] if res else []
+            probs = res.probs if res else None
             reports[ticker] = AnalystReport(
-                analyst=AnalystKind.MARKET, ticker=ticker, day=state.day, trend_probs=res.probs, summary=summary
+                analyst=AnalystKind.MARKET, ticker=ticker, day=state.day, trend_probs=probs, summary=summary
             )
             deps.tracer.write(
                 day=state.day,
@@ -304,11 +299,11 @@ def make_market_analyst(deps: Deps) -> Callable[[RunState], dict]:
                 ticker=ticker,
                 summary=summary,
                 indicators=ind,
-                probs=res.probs,
-                prompt=rendered.user,
-                llm_calls=[res.record.model_dump(mode="json")],
-                model_calls=model_calls_of([res.record]),
+                probs=probs,
+                llm_calls=[r.model_dump(mode="json") for r in records],
+                model_calls=model_calls_of(records),
                 latency_s=time.perf_counter() - started,
+                **call,
             )
         return {"reports": {AnalystKind.MARKET: reports}}
 
