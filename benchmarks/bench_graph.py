@@ -96,19 +96,16 @@ def session_seconds(run_dir: Path) -> list[float]:
     return [(t1 - t0) / max(1, d1 - d0) for (d0, t0), (d1, t1) in zip(opens, opens[1:])]
 
 
-def steady_state_per_session(run_dir: Path) -> float:
-    """Mean wall seconds per session after the first. The first decision session carries a run's
-    one-off work (the news analyst judging the warm-up's news for the calibrator, the first adapter
-    fit and its optimiser's imports); ``first_session`` reports it on its own."""
-    later = session_seconds(run_dir)[1:]
+def session_stats(run_dir: Path, tickers: int) -> tuple[float, float, float]:
+    """(mean, median) wall seconds per ticker-day over the sessions after the first, and the first
+    session's seconds. The first decision session carries a run's one-off work (the news analyst
+    judging the warm-up's news for the calibrator, the first adapter fit and its optimiser's
+    imports), so it is reported on its own."""
+    seconds = session_seconds(run_dir)
+    later = seconds[1:]
     if not later:
         raise SystemExit(f"{run_dir}: fewer than three decision sessions traced; use --sessions 3 or more")
-    return statistics.mean(later)
-
-
-def first_session(run_dir: Path) -> float:
-    seconds = session_seconds(run_dir)
-    return seconds[0] if seconds else float("nan")
+    return statistics.mean(later) / tickers, statistics.median(later) / tickers, seconds[0]
 
 
 def checkpoint_bytes_by_session(run_dir: Path) -> dict[int, int]:
@@ -167,14 +164,15 @@ def growth(sessions: int, tickers: int) -> list[tuple[str, str, str]]:
     ]
 
 
-def cold_rows(label: str, run_dir: Path, tickers: int, peer_steady: float | None = None, peer: str = "") -> tuple[list, float]:
-    steady = steady_state_per_session(run_dir) / tickers
+def cold_rows(label: str, run_dir: Path, tickers: int, headline_steady: float | None = None) -> tuple[list, float]:
+    """A cold run's rows and its steady state; a peer's (``headline_steady`` given) is compared with the headline."""
+    steady, median, first = session_stats(run_dir, tickers)
     _, calls = per_ticker_day(run_dir)
-    versus = f"; {peer_steady / steady:.2f}x {peer}'s" if peer_steady else ""
+    target = f"{headline_steady / steady:.2f}x the headline's" if headline_steady else "<= 2 s"
     return [
-        (f"cold{label}: wall per ticker-day, steady state", f"{steady:.3f} s", f"<= 2 s{versus}"),
-        (f"cold{label}: wall per ticker-day, median session", f"{statistics.median(session_seconds(run_dir)[1:]) / tickers:.3f} s", ""),
-        (f"cold{label}: first session (warm-up news judged, first fits)", f"{first_session(run_dir):.1f} s", "once per run"),
+        (f"cold{label}: wall per ticker-day, steady state", f"{steady:.3f} s", target),
+        (f"cold{label}: wall per ticker-day, median session", f"{median:.3f} s", ""),
+        (f"cold{label}: first session (warm-up news judged, first fits)", f"{first:.1f} s", "once per run"),
         (f"cold{label}: model calls per ticker-day (mean)", f"{statistics.mean(calls.values()):.2f}", "<= 6"),
         (f"cold{label}: model calls per ticker-day (max)", f"{max(calls.values())}", "<= 6"),
     ], steady
@@ -227,13 +225,11 @@ def main() -> int:
                              news_per_day=args.news_per_day)
         plain = execute(plain_cfg, resume=False, progress=False)
         assert cold.finished and replay.finished and plain.finished
-        plain_steady = steady_state_per_session(plain.run_dir) / k
+        plain_steady, _, _ = session_stats(plain.run_dir, k)
         _, replay_calls = per_ticker_day(replay.run_dir)
         same = (cold.run_dir / "fills.csv").read_text() == (replay.run_dir / "fills.csv").read_text()
         head_rows, head_steady = cold_rows("", cold.run_dir, k)
-        replay_steady = steady_state_per_session(replay.run_dir) / k
-        replay_median = statistics.median(session_seconds(replay.run_dir)[1:]) / k
-        replay_first = first_session(replay.run_dir)
+        replay_steady, replay_median, replay_first = session_stats(replay.run_dir, k)
         peer_rows = []
         for name in peers:
             # Its own feature and embedding caches, cold like the headline's were.
@@ -241,10 +237,8 @@ def main() -> int:
                            news_per_day=args.news_per_day)
             other = execute(cfg, resume=False, progress=False)
             assert other.finished
-            rows, _ = cold_rows(f", {name}", other.run_dir, k)
-            steady = steady_state_per_session(other.run_dir) / k
+            rows, _ = cold_rows(f", {name}", other.run_dir, k, headline_steady=head_steady)
             equal = (other.run_dir / "fills.csv").read_text() == (cold.run_dir / "fills.csv").read_text()
-            rows[0] = (rows[0][0], rows[0][1], f"{head_steady / steady:.2f}x the headline's")
             peer_rows += [*rows, (f"cold, {name}: ledger identical to the headline's", str(equal),
                                   "expected" if name == "torch" else "other decisions: not expected")]
 
