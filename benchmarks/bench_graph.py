@@ -168,7 +168,7 @@ def cold_rows(label: str, run_dir: Path, tickers: int, headline_steady: float | 
     """A cold run's rows and its steady state; a peer's (``headline_steady`` given) is compared with the headline."""
     steady, median, first = session_stats(run_dir, tickers)
     _, calls = per_ticker_day(run_dir)
-    target = f"{headline_steady / steady:.2f}x the headline's" if headline_steady else "<= 2 s"
+    target = "<= 2 s" if headline_steady is None else f"{headline_steady / steady:.2f}x the headline's"
     return [
         (f"cold{label}: wall per ticker-day, steady state", f"{steady:.3f} s", target),
         (f"cold{label}: wall per ticker-day, median session", f"{median:.3f} s", ""),
