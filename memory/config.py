@@ -135,6 +135,16 @@ class MemoryConfig(BaseModel):
         default=None, description="Sentence-transformers model folder; None = the all-MiniLM-L6-v2 package's model."
     )
     batch_size: int = Field(default=256, ge=1, le=5000, description="Items per embedding call and per Chroma write.")
+    # Left out of the dump at its default (so out of every run id): it changes when Chroma is
+    # written, never what is stored or read.
+    write_behind: int = Field(
+        default=512,
+        ge=0,
+        le=100_000,
+        exclude_if=lambda value: value == 512,
+        description="Group commit: item writes kept in <run>/memory/pending_writes.jsonl (SIGKILL-safe) before they are "
+        "applied to Chroma in one coalesced write per layer (also on close); 0 writes every call through to Chroma.",
+    )
     embedding_cache: bool = Field(
         default=True,
         description="Keep every text's embedding in <cache_dir>/embeddings.sqlite, so replays and resumes do not re-embed "

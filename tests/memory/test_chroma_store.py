@@ -317,3 +317,137 @@ def test_recent_returns_a_tickers_items_in_the_window_and_nothing_unpublished(op
     session.step_day(as_of)  # a new session: without memory nothing older is known
     session.add([new], as_of=as_of)
     assert [i.text for i in session.recent(ticker="AAPL", since=DAY0, as_of=as_of)] == [new.text]
+
+
+# -- group commit (memory.write_behind) --------------------------------------------------------
+
+def _chroma_rows(run_dir: Path) -> dict[tuple[str, str], tuple]:
+    """Every row ChromaDB holds on disk under run_dir, read by a fresh client: (layer, id) -> row."""
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.PersistentClient(path=str(run_dir / "memory"), settings=Settings(anonymized_telemetry=False))
+    rows = {}
+    for layer in Layer:
+        got = client.get_collection(f"tradegraph-memory-{layer.value}").get(include=["embeddings", "metadatas", "documents"])
+        for item_id, doc, meta, vec in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True):
+            rows[(layer.value, item_id)] = (doc, tuple(sorted(meta.items())), tuple(float(x) for x in vec))
+    return rows
+
+
+def _session_of_writes(store, make_item):
+    """Adds, feedback that promotes and demotes, and a step_day that moves and expires: every write kind."""
+    items = [make_item(f"Apple story {k}", importance=float(imp), days=-k) for k, imp in enumerate([55, 58, 20, 12, 40])]
+    store.add(items, DAY0)
+    store.feedback([items[0].id, items[1].id], 0.03, DAY0 + DAY)  # promoted to intermediate
+    store.feedback([items[1].id], -0.05, DAY0 + 2 * DAY)  # back to shallow
+    moves = store.step_day(DAY0 + 60 * DAY)  # decayed: expiries
+    assert any(m.cause is MoveCause.EXPIRY for m in moves)
+    later = [make_item(f"Apple later story {k}", days=60) for k in range(2)]
+    store.add(later, DAY0 + 60 * DAY)
+    return items + later
+
+
+def test_group_commit_leaves_chroma_exactly_as_writing_through_does(tmp_path, open_store, make_item):
+    """The same calls with write_behind 512 (coalesced, applied on close) and 0 (every call written
+    through) leave the same rows on disk: ids, layers, documents, metadata and vectors bit for bit."""
+    states = {}
+    for name, behind in (("through", 0), ("behind", 512)):
+        store = open_store(MemoryConfig(write_behind=behind), run_dir=tmp_path / name)
+        _session_of_writes(store, make_item)
+        pending = tmp_path / name / "memory" / "pending_writes.jsonl"
+        if behind:
+            assert pending.stat().st_size > 0 and not _chroma_rows(tmp_path / name), "nothing reaches Chroma before the flush"
+        states[name] = [store.get([k]) for k in sorted(store._index.items)]
+        store.close()
+        assert not pending.exists() or pending.stat().st_size == 0
+    assert states["through"] == states["behind"]
+    assert _chroma_rows(tmp_path / "behind") == _chroma_rows(tmp_path / "through")
+    assert len(_chroma_rows(tmp_path / "through")) >= 3
+
+
+def test_group_commit_flushes_when_the_threshold_is_reached(tmp_path, open_store, make_item):
+    store = open_store(MemoryConfig(write_behind=3))
+    store.add([make_item("Apple one"), make_item("Apple two")], DAY0)
+    assert not _chroma_rows(tmp_path / "run")
+    store.add([make_item("Apple three")], DAY0)  # 3 pending writes: applied now
+    assert len(_chroma_rows(tmp_path / "run")) == 3
+    assert (tmp_path / "run" / "memory" / "pending_writes.jsonl").stat().st_size == 0
+
+
+def test_a_reader_sees_pending_writes_and_chroma_retrieval_flushes_first(tmp_path, open_store, make_item):
+    writer = open_store()
+    item = make_item("Apple buys a chip designer")
+    writer.add([item], DAY0)
+    reader = open_store(read_only=True)
+    assert reader.get([item.id]) == writer.get([item.id]) and not _chroma_rows(tmp_path / "run")
+    chroma = open_store(MemoryConfig(retrieval="chroma"), run_dir=tmp_path / "other")
+    chroma.add([item], DAY0)
+    hits = chroma.query("Apple acquisition", ticker="AAPL", as_of=DAY0)
+    assert [h.item.id for h in hits] == [item.id]  # Chroma answered, so the write reached it first
+    assert len(_chroma_rows(tmp_path / "other")) == 1
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import datetime as dt, os, signal, sys
+    from pathlib import Path
+    from memory import MemoryConfig, open_memory
+    from memory.base import MemoryItem
+    from env.records import SourceType
+
+    def embed(texts):
+        return [[float(len(t) % 7 + 1), float(i + 1), 0.5] for i, t in enumerate(texts)]
+
+    day = dt.datetime.fromisoformat(sys.argv[2])
+    store = open_memory(MemoryConfig(), Path(sys.argv[1]), embedding_function=embed)
+    items = [MemoryItem(text=f"Apple item {k}", ticker="AAPL", source_type=SourceType.NEWS, source_id=f"s{k}",
+                        public_at=day, importance=50.0) for k in range(3)]
+    store.add(items, day)
+    store.feedback([items[0].id], 0.03, day)
+    print(",".join(i.id for i in items), flush=True)
+    if sys.argv[3] == "torn":  # a write that dies half-way: its call never returned
+        os.write(store._pending_fd, b'{"op":"upsert","layer":"shallow","ids":["x"')
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ending", ["clean", "torn"])
+def test_pending_writes_survive_sigkill_and_are_applied_on_reopen(tmp_path, ending):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(run_dir), DAY0.isoformat(), ending], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    ids = proc.stdout.strip().split(",")
+    assert not _chroma_rows(run_dir)  # killed before any flush: only the pending log has the writes
+
+    from memory import open_memory
+
+    def embed(texts):
+        raise AssertionError("reopening must not embed")
+
+    reader = open_memory(MemoryConfig(), run_dir, embedding_function=embed, read_only=True)
+    assert [i.id for i in reader.get(ids)] == ids and reader.get([ids[0]])[0].access_count == 1
+    reader.close()
+    store = open_memory(MemoryConfig(), run_dir, embedding_function=embed)  # applies the log, torn line dropped
+    assert [i.id for i in store.get(ids)] == ids and "x" not in store._index
+    assert store.get([ids[0]])[0].access_count == 1
+    rows = _chroma_rows(run_dir)
+    assert sorted(k for _, k in rows) == sorted(ids)
+    store.close()
+
+
+def test_a_damaged_pending_log_is_a_clear_error(tmp_path, open_store, make_item):
+    store = open_store()
+    store.add([make_item("Apple news")], DAY0)
+    store.close()
+    log = tmp_path / "run" / "memory" / "pending_writes.jsonl"
+    log.write_text('not json\n{"op":"delete","layer":"shallow","ids":[]}\n')
+    with pytest.raises(MemoryStoreError, match="line 1 is not a write record"):
+        open_store()
+    log.write_text('{"op":"drop","layer":"shallow","ids":[]}\n')
+    with pytest.raises(MemoryStoreError, match="unknown write"):
+        open_store()
