@@ -203,7 +203,8 @@ class ChromaMemoryStore:
         self._pending_path = None if state_dir is None else Path(state_dir) / PENDING_LOG
         self._write_behind = config.write_behind if state_dir is not None and not read_only else 0
         self._pending_fd: int | None = None
-        self._pending_writes = 0  # item writes appended since the last flush
+        self._pending: list[dict[str, Any]] = []  # this process's copy of the log's writes since the last flush
+        self._pending_writes = 0  # item writes among them
         if state_dir is not None and not read_only:
             self._lock_fd = self._acquire_lock(Path(state_dir))
         self._collections: dict[Layer, Any] = {}
@@ -261,6 +262,7 @@ class ChromaMemoryStore:
         """Rebuild the in-process index from Chroma (done at open; a writer repairs crash leftovers).
         A writer first applies the pending log to Chroma; a reader applies it to its index."""
         if not self._read_only:
+            self._pending = self._pending_ops()  # what a dead process left (empty after a clean close)
             self._flush()
         index = MemoryIndex(self._config)
         stale: list[tuple[Layer, MemoryItem]] = []
@@ -327,6 +329,7 @@ class ChromaMemoryStore:
         data = (json.dumps(op, separators=(",", ":")) + "\n").encode()
         while data:  # one syscall for a regular file; the loop only guards a short write
             data = data[os.write(self._pending_fd, data):]
+        self._pending.append(op)
         self._pending_writes += writes
 
     def _maybe_flush(self) -> None:
@@ -340,39 +343,32 @@ class ChromaMemoryStore:
             self._flush()
 
     def _flush(self) -> None:
-        """Apply the pending log to Chroma, coalesced to each (layer, id)'s last write, then empty it.
-        Upserts go before deletes, so a crash in between leaves at worst a copy in two layers,
-        which ``refresh`` repairs by revision; and the log, kept until the end, is applied again."""
-        ops = self._pending_ops()
-        if ops:
-            last: dict[tuple[str, str], tuple[str, str, dict[str, Any], list[float]] | None] = {}
-            for op in ops:
-                if op["op"] == "upsert":
-                    for row in zip(op["ids"], op["documents"], op["metadatas"], op["vectors"], strict=True):
-                        last[(op["layer"], row[0])] = row
-                else:
-                    for item_id in op["ids"]:
-                        last[(op["layer"], item_id)] = None
-            step = self._config.batch_size
-            for layer in Layer:
-                rows = [row for (name, _), row in last.items() if name == layer.value and row is not None]
-                for start in range(0, len(rows), step):
-                    chunk = rows[start : start + step]
-                    self._collections[layer].upsert(
-                        ids=[r[0] for r in chunk], documents=[r[1] for r in chunk],
-                        metadatas=[r[2] for r in chunk], embeddings=[_unpack(r[3]).tolist() for r in chunk],
-                    )
-            for layer in Layer:
-                gone = [item_id for (name, item_id), row in last.items() if name == layer.value and row is None]
-                for start in range(0, len(gone), step):
-                    self._collections[layer].delete(ids=gone[start : start + step])
-        if self._pending_path is not None and self._pending_path.is_file() and self._pending_path.stat().st_size:
-            if self._pending_fd is not None:
-                os.ftruncate(self._pending_fd, 0)
+        """Apply the pending writes to Chroma, coalesced to each (layer, id)'s last write, then empty
+        the log. Upserts go before deletes, so a crash in between leaves at worst a copy in two
+        layers, which ``refresh`` repairs by revision; and the log, kept until the end, is applied again."""
+        last: dict[Layer, dict[str, tuple[str, dict[str, Any], str] | None]] = {layer: {} for layer in Layer}
+        for op in self._pending:
+            rows = last[Layer(op["layer"])]
+            if op["op"] == "upsert":
+                for item_id, document, meta, vector in zip(op["ids"], op["documents"], op["metadatas"], op["vectors"], strict=True):
+                    rows[item_id] = (document, meta, vector)
             else:
-                with self._pending_path.open("r+b") as log:
-                    log.truncate(0)
-        self._pending_writes = 0
+                rows.update(dict.fromkeys(op["ids"]))
+        for layer, rows in last.items():
+            kept = [(item_id, row) for item_id, row in rows.items() if row is not None]
+            if kept:
+                self._chroma_upsert(layer, [i for i, _ in kept], [r[0] for _, r in kept], [r[1] for _, r in kept],
+                                    [_unpack(r[2]).tolist() for _, r in kept])
+        for layer, rows in last.items():
+            gone = [item_id for item_id, row in rows.items() if row is None]
+            if gone:
+                self._chroma_delete(layer, gone)
+        if self._pending_fd is not None:
+            os.ftruncate(self._pending_fd, 0)
+        elif self._pending_path is not None and self._pending_path.is_file() and self._pending_path.stat().st_size:
+            with self._pending_path.open("r+b") as log:
+                log.truncate(0)
+        self._pending, self._pending_writes = [], 0
 
     def _scan(self, collection: Any) -> list[tuple[MemoryItem, NDArray[np.float32]]]:
         rows: list[tuple[MemoryItem, NDArray[np.float32]]] = []
@@ -425,23 +421,29 @@ class ChromaMemoryStore:
         return np.stack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
 
     def _upsert(self, layer: Layer, items: list[MemoryItem], vectors: list[NDArray[np.float32]]) -> None:
+        ids, documents, metadatas = [item.id for item in items], [item.text for item in items], [_to_metadata(item) for item in items]
         if self._write_behind:
             self._append_pending(
-                {"op": "upsert", "layer": layer.value, "ids": [item.id for item in items],
-                 "documents": [item.text for item in items], "metadatas": [_to_metadata(item) for item in items],
+                {"op": "upsert", "layer": layer.value, "ids": ids, "documents": documents, "metadatas": metadatas,
                  "vectors": [_pack(v) for v in vectors]},
                 len(items),
             )
-            return
+        else:
+            self._chroma_upsert(layer, ids, documents, metadatas, [v.tolist() for v in vectors])
+
+    def _chroma_upsert(self, layer: Layer, ids: list[str], documents: list[str], metadatas: list[dict[str, Any]],
+                       embeddings: list[list[float]]) -> None:
         step = self._config.batch_size
-        for start in range(0, len(items), step):
-            chunk = items[start : start + step]
+        for start in range(0, len(ids), step):
             self._collections[layer].upsert(
-                ids=[item.id for item in chunk],
-                documents=[item.text for item in chunk],
-                metadatas=[_to_metadata(item) for item in chunk],
-                embeddings=[v.tolist() for v in vectors[start : start + step]],
+                ids=ids[start : start + step], documents=documents[start : start + step],
+                metadatas=metadatas[start : start + step], embeddings=embeddings[start : start + step],
             )
+
+    def _chroma_delete(self, layer: Layer, ids: list[str]) -> None:
+        step = self._config.batch_size
+        for start in range(0, len(ids), step):
+            self._collections[layer].delete(ids=ids[start : start + step])
 
     def _prepare(self, position: int, item: MemoryItem, as_of: dt.datetime) -> MemoryItem:
         if item.public_at > as_of:
@@ -528,8 +530,7 @@ class ChromaMemoryStore:
             assert item.layer is not None
             removals.setdefault(item.layer, []).append(item.id)
         for layer, layer_ids in removals.items():
-            for start in range(0, len(layer_ids), self._config.batch_size):
-                self._delete_from(layer, layer_ids[start : start + self._config.batch_size])
+            self._delete_from(layer, layer_ids)
         for item, _ in updated:
             self._index.put(item, self._index.vector(item.id))
         for item in deleted:
@@ -540,8 +541,8 @@ class ChromaMemoryStore:
     def _delete_from(self, layer: Layer, ids: list[str]) -> None:
         if self._write_behind:
             self._append_pending({"op": "delete", "layer": layer.value, "ids": list(ids)}, len(ids))
-            return
-        self._collections[layer].delete(ids=ids)
+        else:
+            self._chroma_delete(layer, ids)
 
     def _log(self, moves: list[MemoryMove]) -> None:
         for move in moves:
